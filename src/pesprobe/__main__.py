@@ -1,0 +1,3 @@
+from pesprobe.cli import main
+
+main()
