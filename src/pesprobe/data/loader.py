@@ -1,0 +1,89 @@
+"""``load_scans``: one entry point for every scan format, with a content-keyed compact cache."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from pesprobe.data.compact import read_compact, write_compact
+from pesprobe.data.published import is_published_layout, iter_published
+from pesprobe.data.scan import LoadProblem, ScanSet
+
+CACHE_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    """Folder of the scan cache: ``$PESPROBE_CACHE_DIR``, else ``$XDG_CACHE_HOME/pesprobe``, else ``~/.cache/pesprobe``."""
+    if os.environ.get("PESPROBE_CACHE_DIR"):
+        return Path(os.environ["PESPROBE_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "pesprobe"
+
+
+def content_key(root: Path) -> str:
+    """SHA-256 over every file's relative path and bytes under ``root`` (sorted walk)."""
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            h.update(os.path.relpath(full, root).encode())
+            with open(full, "rb") as fh:
+                h.update(fh.read())
+    return h.hexdigest()
+
+
+def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
+    """Load a scan set from any supported source.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder in the published BSCT layout (``<bond>/<id>/atoms_<i>.xyz`` ...), or a compact
+        ``.npz`` file written by :func:`pesprobe.data.compact.write_compact`.
+    cache : bool
+        For folders: read from (and fill) a single-file compact cache keyed by the folder's
+        content, so a second load is a single file read. Changed data gives a new key.
+
+    Returns
+    -------
+    ScanSet
+        The scans in sorted order, and the problems met (bad files are reported, not fatal).
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        If ``path`` does not exist or is not a recognised scan set.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"scan data not found: {path}")
+    if path.is_file():
+        if path.suffix == ".npz":
+            return read_compact(path)
+        raise ValueError(f"{path}: unknown scan file type (expected a compact .npz or a published-layout folder)")
+    if not is_published_layout(path):
+        raise ValueError(f"{path}: not a BSCT scan folder (expected <bond>/<id>/partition.npz beneath it)")
+    if not cache:
+        return _read_folder(path)
+    target = cache_dir() / f"scans-{content_key(path)}.npz"
+    if target.exists():
+        try:
+            scans = read_compact(target)
+            scans.source = str(path)
+            return scans
+        except ValueError:
+            target.unlink(missing_ok=True)
+    scans = _read_folder(path)
+    try:
+        write_compact(scans, target)
+    except OSError as exc:  # an unwritable cache must not stop the run
+        scans.problems.append(LoadProblem(str(target), f"could not write scan cache ({exc})"))
+    return scans
+
+
+def _read_folder(path: Path) -> ScanSet:
+    problems: list[LoadProblem] = []
+    scans = list(iter_published(path, problems))
+    return ScanSet(scans, source=str(path), problems=problems)

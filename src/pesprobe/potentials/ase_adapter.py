@@ -1,0 +1,105 @@
+"""Adapter: any ASE calculator as a :class:`~pesprobe.potentials.base.Potential`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from pesprobe.potentials.base import Predictions
+
+CalculatorOrFactory = Calculator | Callable[[], Calculator]
+
+
+def describe_calculator(calc: Calculator) -> str:
+    """Class path and parameters of an ASE calculator: a default cache identity."""
+    params = getattr(calc, "parameters", None) or {}
+    items = ",".join(f"{k}={params[k]!r}" for k in sorted(params))
+    return f"{type(calc).__module__}.{type(calc).__qualname__}({items})"
+
+
+class AseCalculatorPotential:
+    """Evaluate frames one by one, in index order, through an ASE calculator.
+
+    Parameters
+    ----------
+    calc : Calculator or callable
+        An ASE calculator instance, or a zero-argument factory returning one. With a factory a
+        fresh calculator is made for every :meth:`predict` call (one scan); with an instance,
+        ``calc.reset()`` is called first, so a stateful SCF guess cannot carry over between scans.
+    name : str, optional
+        Short name for reports; defaults to the calculator class name.
+    identity : str, optional
+        Cache key; defaults to the class and its ``parameters``. Pass one explicitly when the
+        parameters do not capture everything that changes results (e.g. a model file).
+
+    Notes
+    -----
+    A frame on which the calculator raises, or returns non-finite energy or forces, is marked
+    failed with the error text; the other frames are still evaluated.
+    """
+
+    def __init__(self, calc: CalculatorOrFactory, name: str | None = None,
+                 identity: str | None = None) -> None:
+        if isinstance(calc, Calculator) or hasattr(calc, "get_potential_energy"):
+            self._instance: Calculator | None = calc
+            self._factory: Callable[[], Calculator] | None = None
+        elif callable(calc):
+            self._instance = None
+            self._factory = calc
+        else:
+            raise TypeError(f"expected an ASE calculator or a zero-argument factory, got {type(calc).__name__}")
+        self._identity = identity
+        self.name = name or (type(calc).__name__ if self._instance is not None
+                             else getattr(calc, "__name__", "calculator"))
+
+    def _calculator(self) -> Calculator:
+        if self._factory is not None:
+            return self._factory()
+        assert self._instance is not None
+        if hasattr(self._instance, "reset"):
+            self._instance.reset()
+        return self._instance
+
+    def identity(self) -> str:
+        """Cache key: the explicit identity, or the calculator class and parameters."""
+        if self._identity is None:
+            calc = self._instance if self._instance is not None else self._calculator()
+            self._identity = describe_calculator(calc)
+        return self._identity
+
+    def predict(self, numbers: np.ndarray, positions: np.ndarray, cell: np.ndarray | None = None,
+                pbc: np.ndarray | None = None) -> Predictions:
+        """Energies (eV) and forces (eV/Å) of ``positions`` (n_frames, n_atoms, 3), frame by frame."""
+        n_frames, n_atoms = positions.shape[:2]
+        energy = np.full(n_frames, np.nan)
+        forces = np.full((n_frames, n_atoms, 3), np.nan)
+        failed = np.zeros(n_frames, dtype=bool)
+        errors: dict[int, str] = {}
+        start = time.perf_counter()
+        try:
+            calc = self._calculator()
+        except Exception as exc:  # noqa: BLE001 - a broken factory fails every frame, not the run
+            failed[:] = True
+            errors = {i: f"calculator could not be created: {type(exc).__name__}: {exc}" for i in range(n_frames)}
+            return Predictions(energy, forces, failed, errors, time.perf_counter() - start)
+        atoms = Atoms(numbers=numbers, positions=positions[0], cell=cell,
+                      pbc=False if pbc is None else pbc)
+        atoms.calc = calc
+        for i in range(n_frames):
+            try:
+                atoms.positions = positions[i]
+                e = float(atoms.get_potential_energy())
+                f = np.asarray(atoms.get_forces(), dtype=np.float64)
+                if not (np.isfinite(e) and np.isfinite(f).all()):
+                    raise FloatingPointError("calculator returned non-finite energy or forces")
+                energy[i], forces[i] = e, f
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not end the scan
+                failed[i] = True
+                errors[i] = f"{type(exc).__name__}: {exc}".strip()
+                if hasattr(calc, "reset"):
+                    calc.reset()
+        return Predictions(energy, forces, failed, errors, time.perf_counter() - start)

@@ -1,0 +1,154 @@
+"""SPEC strings -> potentials. Heavy imports happen only inside the branch that needs them.
+
+Forms
+-----
+``gfn2-xtb``, ``gfn1-xtb``
+    GFN2-/GFN1-xTB through tblite.
+``lj``, ``morse``
+    ASE's Lennard-Jones and Morse calculators (demos and tests; parameters of the golden tests).
+``pyscf:<functional>/<basis>``
+    DFT through PySCF (optional extra ``pesprobe[pyscf]``).
+``pesprobe:PATH`` or ``pesprobe:default``
+    A pesprobe model checkpoint (batched torch path).
+``MODULE:FACTORY``
+    An importable module, or a path to a ``.py`` file, and a zero-argument callable that returns
+    an ASE calculator (or a Potential).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pesprobe.potentials.ase_adapter import AseCalculatorPotential, describe_calculator
+from pesprobe.potentials.base import Potential
+
+
+class SpecError(ValueError):
+    """A SPEC string that does not name a usable potential."""
+
+
+def _tblite_factory(method: str) -> Callable[[], Any]:
+    def factory():
+        from tblite.ase import TBLite
+
+        return TBLite(method=method, verbosity=0, max_iterations=250)
+
+    factory.__name__ = method.lower()
+    return factory
+
+
+def _lj_factory():
+    from ase.calculators.lj import LennardJones
+
+    return LennardJones(sigma=1.5, epsilon=0.05, rc=4.0, smooth=False)
+
+
+def _morse_factory():
+    from ase.calculators.morse import MorsePotential
+
+    return MorsePotential(epsilon=1.0, r0=1.4, rho0=6.0, rcut1=3.0, rcut2=4.5)
+
+
+BUILTIN_FACTORIES: dict[str, Callable[[], Callable[[], Any]]] = {
+    "gfn2-xtb": lambda: _tblite_factory("GFN2-xTB"),
+    "gfn1-xtb": lambda: _tblite_factory("GFN1-xTB"),
+    "lj": lambda: _lj_factory,
+    "morse": lambda: _morse_factory,
+}
+
+
+def _pyscf_factory(spec: str) -> Callable[[], Any]:
+    method = spec.split(":", 1)[1]
+    if "/" not in method:
+        raise SpecError(f"SPEC {spec!r}: expected pyscf:<functional>/<basis>, e.g. pyscf:pbe/def2-svp")
+    from pesprobe.potentials.pyscf_calc import pyscf_factory
+
+    xc, basis = method.split("/", 1)
+    return pyscf_factory(xc=xc, basis=basis)
+
+
+def _import_target(spec: str) -> Any:
+    module_name, _, attr = spec.rpartition(":")
+    if not module_name or not attr:
+        raise SpecError(f"SPEC {spec!r}: expected MODULE:FACTORY")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise SpecError(f"SPEC {spec!r}: file {path} does not exist")
+            name = "pesprobe_user_" + hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except SpecError:
+        raise
+    except Exception as exc:
+        raise SpecError(f"SPEC {spec!r}: could not import {module_name}: {type(exc).__name__}: {exc}") from exc
+    try:
+        target = getattr(module, attr)
+    except AttributeError:
+        raise SpecError(f"SPEC {spec!r}: {module_name} has no attribute {attr!r}") from None
+    if not callable(target):
+        raise SpecError(f"SPEC {spec!r}: {module_name}.{attr} is not callable")
+    return target
+
+
+def calculator_factory(spec: str) -> Callable[[], Any]:
+    """A zero-argument callable that returns a fresh ASE calculator for ``spec``.
+
+    Raises
+    ------
+    SpecError
+        If the SPEC is unknown or its target cannot be imported.
+    """
+    key = spec.strip().lower()
+    if key in BUILTIN_FACTORIES:
+        return BUILTIN_FACTORIES[key]()
+    if key.startswith("pyscf:"):
+        return _pyscf_factory(spec.strip())
+    if key.startswith("pesprobe:"):
+        from pesprobe.models import PESProbeCalculator
+
+        path = spec.strip().split(":", 1)[1]
+        return lambda: PESProbeCalculator(path)
+    if ":" in spec:
+        return _import_target(spec.strip())
+    raise SpecError(f"unknown SPEC {spec!r}; known: {', '.join(BUILTIN_FACTORIES)}, pyscf:XC/BASIS, "
+                    "pesprobe:PATH, MODULE:FACTORY")
+
+
+def resolve(spec: str) -> Potential:
+    """The :class:`Potential` that ``spec`` names (batched for pesprobe models)."""
+    key = spec.strip().lower()
+    if key.startswith("pesprobe:"):
+        from pesprobe.models import load_potential
+
+        return load_potential(spec.strip().split(":", 1)[1])
+    factory = calculator_factory(spec)
+    if key in BUILTIN_FACTORIES or key.startswith("pyscf:"):
+        return AseCalculatorPotential(factory, name=key, identity=f"spec:{key}")
+    return as_potential(factory, name=spec.strip())
+
+
+def as_potential(obj: Any, name: str | None = None) -> Potential:
+    """Wrap ``obj`` as a Potential: a Potential is returned as is; an ASE calculator or a
+    zero-argument factory is wrapped in :class:`AseCalculatorPotential`. A factory that returns a
+    Potential (a ``MODULE:FACTORY`` for a batched model) is called once and that Potential used."""
+    if hasattr(obj, "predict") and hasattr(obj, "identity"):
+        return obj
+    if callable(obj) and not hasattr(obj, "get_potential_energy"):
+        probe = obj()
+        if hasattr(probe, "predict") and hasattr(probe, "identity"):
+            return probe
+        label = name or getattr(obj, "__qualname__", "factory")
+        return AseCalculatorPotential(obj, name=name, identity=f"{label}|{describe_calculator(probe)}")
+    return AseCalculatorPotential(obj, name=name)
