@@ -1,1 +1,64 @@
-"""pesprobe.report."""
+"""Reports: Markdown/CSV tables, matplotlib figures and the self-contained HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pesprobe.data.atomic import atomic_write
+
+#: Scans shown in the worst-scan gallery.
+GALLERY_SIZE = 6
+
+
+def plot_name(scan_id: str) -> str:
+    """File name of a scan's figure inside ``plots/``."""
+    return scan_id.replace("/", "__") + ".png"
+
+
+def write_summary_figures(result, plots_dir: Path) -> list[Path]:
+    """The FSD distribution and, when predictions are in memory, the worst-scan gallery."""
+    from pesprobe.report.plots import plot_distributions, plot_gallery
+
+    if not result.metrics:
+        return []
+    written = [plot_distributions(result.metrics, plots_dir / "fsd_distribution.png")]
+    if result.scans and result.predictions is not None:
+        scans = {s.id: s for s in result.scans}
+        by_id = {m.id: m for m in result.metrics}
+        items = [(scans[w["id"]], result.predictions[w["id"]], by_id[w["id"]])
+                 for w in result.summary["worst"][:GALLERY_SIZE] if w["id"] in scans]
+        if items:
+            written.append(plot_gallery(items, plots_dir / "worst_gallery.png"))
+    return written
+
+
+def write_plots(result, plots_dir: Path) -> list[Path]:
+    """A figure per scored scan (predictions must be in memory) plus the summary figures."""
+    from pesprobe.report.plots import plot_scan
+
+    written = []
+    if result.scans and result.predictions is not None:
+        by_id = {m.id: m for m in result.metrics}
+        for scan in result.scans:
+            m = by_id[scan.id]
+            if m.values["full_smoothness"] == m.values["full_smoothness"]:  # scored (not NaN)
+                written.append(plot_scan(scan, result.predictions[scan.id], m, plots_dir / plot_name(scan.id)))
+    return written + write_summary_figures(result, plots_dir)
+
+
+def write_report(result, out: Path, plots: bool = False) -> None:
+    """Write ``summary.md`` and ``report.html`` (and every per-scan figure when ``plots``) into ``out``.
+
+    The HTML page embeds the summary figures and the per-scan figures of the worst scans that
+    exist in ``out/plots`` (written now with ``plots=True``, or by an earlier run).
+    """
+    from pesprobe.report.html import render_html
+    from pesprobe.report.tables import summary_markdown
+
+    plots_dir = out / "plots"
+    if plots:
+        write_plots(result, plots_dir)
+    else:
+        write_summary_figures(result, plots_dir)
+    atomic_write(out / "summary.md", summary_markdown(result))
+    atomic_write(out / "report.html", render_html(result, plots_dir))

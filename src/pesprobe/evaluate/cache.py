@@ -1,0 +1,61 @@
+"""Per-scan cache of model predictions, keyed by (potential identity, scan geometry).
+
+An interrupted run resumes where it stopped, and a different potential never reuses another's
+results: the file name is a hash of both keys. Files are written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pesprobe.data.atomic import atomic_write
+from pesprobe.data.scan import Scan
+from pesprobe.potentials.base import Predictions
+
+
+class PredictionCache:
+    """Cached :class:`Predictions` under ``root/<identity hash>/<scan key>.npz``.
+
+    Parameters
+    ----------
+    root : Path
+        Cache folder (usually ``<out>/cache``).
+    identity : str
+        The potential's :meth:`~pesprobe.potentials.base.Potential.identity`.
+    """
+
+    def __init__(self, root: str | Path, identity: str) -> None:
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:20]
+        self.folder = Path(root) / digest
+        self.identity = identity
+
+    def _path(self, scan: Scan) -> Path:
+        return self.folder / f"{scan.content_hash()[:32]}.npz"
+
+    def get(self, scan: Scan) -> Predictions | None:
+        """Cached predictions for ``scan``, or None (also for an unreadable or mismatched file)."""
+        path = self._path(scan)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if str(data["identity"]) != self.identity:
+                    return None
+                errors = {int(k): v for k, v in json.loads(str(data["errors"])).items()}
+                pred = Predictions(energy=data["energy"], forces=data["forces"], failed=data["failed"],
+                                   errors=errors, seconds=float(data["seconds"]))
+        except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
+            return None
+        return pred if pred.forces.shape == scan.ref_forces.shape else None
+
+    def put(self, scan: Scan, pred: Predictions) -> None:
+        """Store ``pred`` for ``scan`` atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write(self._path(scan), {
+            "identity": np.array(self.identity), "energy": pred.energy, "forces": pred.forces,
+            "failed": pred.failed, "errors": np.array(json.dumps({str(k): v for k, v in pred.errors.items()})),
+            "seconds": np.array(pred.seconds)})

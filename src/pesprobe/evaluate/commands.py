@@ -1,0 +1,81 @@
+"""CLI commands of the BSCT engine: ``pesprobe bsct`` and ``pesprobe merge``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def _parse_shard(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"expected I/N (e.g. 0/4), got {text!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise typer.BadParameter(f"need 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def _print_summary(result, out: Path | None) -> None:
+    from pesprobe.report.tables import markdown_table, summary_rows
+
+    header, rows = summary_rows(result.summary)
+    typer.echo(markdown_table(header, rows).replace("**", ""))
+    s = result.summary
+    typer.echo(f"\n{result.potential}: mean FSD full {s['full_smoothness']:.4g}, compress {s['compress_smoothness']:.4g}, "
+               f"stretch {s['stretch_smoothness']:.4g} (1/Å) over {s['n_scans']} scans; "
+               f"{s['n_failed_frames']} failed frames; {len(result.problems)} data problems.")
+    for problem in result.problems[:10]:
+        typer.echo(f"  data problem: {problem}", err=True)
+    if out is not None:
+        typer.echo(f"wrote {out}/results.json, results.csv, summary.md, report.html")
+
+
+def bsct(
+    data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder or compact .npz. "
+                                                 "Default: the scans embedded in pesprobe.")] = None,
+    calc: Annotated[str, typer.Option(help="Potential SPEC: gfn2-xtb, gfn1-xtb, lj, morse, pyscf:XC/BASIS, "
+                                           "pesprobe:CHECKPOINT, or MODULE:FACTORY (module or file.py).")] = "gfn2-xtb",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("bsct_out"),
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    shard: Annotated[Optional[str], typer.Option(help="Evaluate only slice I of N (0-based), e.g. 0/4.")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write a figure for every scan.")] = False,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse cached model results in OUT/cache.")] = True,
+) -> None:
+    """Run the Bond Smoothness Characterization Test of a potential on a scan set."""
+    from pesprobe.data.embedded import embedded_scans_path
+    from pesprobe.evaluate import evaluate
+    from pesprobe.potentials.registry import SpecError
+
+    try:
+        result = evaluate(calc, data if data is not None else embedded_scans_path(), out=out, jobs=jobs,
+                          shard=_parse_shard(shard), plots=plots, resume=resume)
+    except (SpecError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _print_summary(result, out)
+
+
+def merge(
+    shards: Annotated[list[Path], typer.Argument(help="Output folders of the --shard runs.")],
+    out: Annotated[Path, typer.Option(help="Folder for the merged results.")] = Path("bsct_out"),
+) -> None:
+    """Combine the outputs of sharded ``pesprobe bsct --shard I/N`` runs into one result."""
+    from pesprobe.evaluate import merge as merge_results
+
+    try:
+        result = merge_results(shards, out)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    _print_summary(result, out)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``bsct`` and ``merge`` to the CLI; ``pesprobe`` with no command runs ``bsct``."""
+    app.command("bsct")(bsct)
+    app.command("merge")(merge)

@@ -1,0 +1,114 @@
+"""Settings of an MD stability test: :class:`MDConfig`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+ENSEMBLES = ("nve", "nvt")
+
+
+@dataclass(frozen=True)
+class MDConfig:
+    """Integrator, initial conditions and failure criteria of a stability test.
+
+    Attributes
+    ----------
+    temperature_K : float
+        T0: Maxwell–Boltzmann temperature of the initial velocities (and the NVT bath), K.
+    timestep_fs : float
+        Integration time step, fs.
+    length_ps : float
+        Trajectory length, ps.
+    seeds : tuple of int
+        One trajectory per seed and molecule (seeds the initial velocities and the Langevin noise).
+    ensemble : str
+        ``"nve"`` (velocity Verlet) or ``"nvt"`` (Langevin). Energy drift is reported for NVE only.
+    friction_per_fs : float
+        Langevin friction, 1/fs (NVT only).
+    log_every : int
+        Record energies and temperature every this many steps.
+    save_every : int
+        Write a trajectory frame every this many steps (0: no trajectory file).
+    bond_tolerance_A : float
+        A covalent bond (ASE natural cutoffs at t = 0) deviating from its t = 0 length by more
+        than this fails the trajectory, Å.
+    fly_apart_A : float
+        An atom whose nearest-neighbour distance grows by more than this over its t = 0 value
+        has flown off: failure, Å.
+    energy_tolerance_eV_atom : float
+        NVE only: the total energy leaving E_tot(0) ± this × n_atoms fails the trajectory, eV/atom.
+    spike_window_fs : float
+        Window of the temperature-spike measure (largest rise or fall of the kinetic
+        temperature within any window this long), fs.
+    """
+
+    temperature_K: float = 500.0
+    timestep_fs: float = 0.5
+    length_ps: float = 10.0
+    seeds: tuple[int, ...] = field(default=(0, 1, 2))
+    ensemble: str = "nve"
+    friction_per_fs: float = 0.01
+    log_every: int = 1
+    save_every: int = 100
+    bond_tolerance_A: float = 0.5
+    fly_apart_A: float = 3.0
+    energy_tolerance_eV_atom: float = 0.05
+    spike_window_fs: float = 5.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "ensemble", self.ensemble.lower())
+        problems = []
+        if self.ensemble not in ENSEMBLES:
+            problems.append(f"ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}")
+        for name in ("timestep_fs", "length_ps", "bond_tolerance_A", "fly_apart_A",
+                     "energy_tolerance_eV_atom", "spike_window_fs"):
+            if not getattr(self, name) > 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.temperature_K < 0:
+            problems.append(f"temperature_K must be >= 0, got {self.temperature_K}")
+        if self.ensemble == "nvt" and not self.friction_per_fs > 0:
+            problems.append(f"friction_per_fs must be > 0 for NVT, got {self.friction_per_fs}")
+        if self.log_every < 1:
+            problems.append(f"log_every must be >= 1, got {self.log_every}")
+        if self.save_every < 0:
+            problems.append(f"save_every must be >= 0, got {self.save_every}")
+        if not self.seeds:
+            problems.append("seeds must not be empty")
+        if len(set(self.seeds)) != len(self.seeds):
+            problems.append(f"seeds must be distinct, got {self.seeds}")
+        if problems:
+            raise ValueError("invalid MD settings: " + "; ".join(problems))
+        if self.n_steps < 1:
+            raise ValueError(f"invalid MD settings: length_ps={self.length_ps} is shorter than one "
+                             f"time step ({self.timestep_fs} fs)")
+
+    @property
+    def n_steps(self) -> int:
+        """Number of integration steps."""
+        return int(round(self.length_ps * 1000.0 / self.timestep_fs))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        out = asdict(self)
+        out["seeds"] = list(self.seeds)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MDConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown MD setting(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def fingerprint(self, seed: int) -> str:
+        """Hash of everything that shapes the trajectory of ``seed`` (other seeds do not matter)."""
+        data = self.to_dict()
+        data.pop("seeds")
+        data["seed"] = int(seed)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,66 @@
+"""``report.html``: one self-contained page (images embedded as base64 PNG)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+from pesprobe.report import plot_name
+from pesprobe.report.tables import fmt, summary_rows
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
+padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+.note{color:#555;font-size:14px}.bad{color:#b00}
+"""
+
+
+def _img(path: Path) -> str:
+    if not path.exists():
+        return ""
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{data}">'
+
+
+def _table(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c)).replace('**', '')}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(result, plots_dir: Path) -> str:
+    """HTML text of the report; figures are read from ``plots_dir`` when present."""
+    s = result.summary
+    published = _table(["metric", "full", "compress", "stretch"], [
+        [label, *(fmt(s[f"{r}_{key}"]) for r in ("full", "compress", "stretch"))]
+        for key, label in (("smoothness", "FSD (1/Å)"), ("energy_mae", "energy MAE (eV)"),
+                           ("forces_mae", "force MAE (eV/Å)"))])
+    header, rows = summary_rows(s)
+    worst_parts = []
+    for w in s["worst"]:
+        worst_parts.append(f"<h3>{html.escape(w['id'])} — FSD {fmt(w['full_smoothness'])}</h3>"
+                           f"{_img(plots_dir / plot_name(w['id']))}")
+    failures = result.failures
+    fail_rows = [[f.get("path") or f.get("scan"), str(f.get("frame", "")), f["error"]] for f in failures[:200]]
+    return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>BSCT report: {html.escape(result.potential)}</title>
+<style>{STYLE}</style></head><body>
+<h1>BSCT report: {html.escape(result.potential)}</h1>
+<p class="note">Data: <code>{html.escape(result.source)}</code> — {s['n_scans']} scans, {s['n_frames']} frames,
+<span class="{'bad' if s['n_failed_frames'] else ''}">{s['n_failed_frames']} failed frames</span>,
+{s['n_flagged_scans']} flagged scans, {len(result.problems)} data problems. Wall time {result.wall_seconds:.1f} s.</p>
+<p class="note">FSD (force smoothness deviation) is the largest change, per Å of bond length, of the log ratio between the
+model's and the reference's squared force deviation from the equilibrium frame. Lower is smoother; spikes reveal kinks
+and discontinuities in the potential energy surface.</p>
+<h2>Published metrics (mean over scans)</h2>{published}
+<h2>Per bond type: mean (median)</h2>{_table(header, rows)}
+<h2>FSD distributions</h2>{_img(plots_dir / "fsd_distribution.png")}
+<h2>Worst scans</h2>{_img(plots_dir / "worst_gallery.png")}
+{''.join(worst_parts)}
+<h2>Failures and data problems ({len(failures)})</h2>
+{_table(["path or scan", "frame", "error"], fail_rows) if fail_rows else "<p>None.</p>"}
+</body></html>
+"""

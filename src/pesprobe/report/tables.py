@@ -1,0 +1,72 @@
+"""Plain-text tables of a BSCT result: Markdown for summary.md and the terminal."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+SUMMARY_COLUMNS = (
+    ("full_smoothness", "FSD full"), ("compress_smoothness", "FSD compress"), ("stretch_smoothness", "FSD stretch"),
+    ("aligned_energy_mae", "aligned E MAE (eV)"), ("full_forces_mae", "F MAE (eV/Å)"),
+)
+
+
+def fmt(value, digits: int = 4) -> str:
+    """Format a number for a table ('—' for missing)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}g}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def summary_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows per group and overall: mean (median) of each summary column, plus counts."""
+    header = ["group", "scans"] + [label for _, label in SUMMARY_COLUMNS] + ["failed frames", "flagged scans"]
+    rows = []
+    blocks = list(summary["by_group"].items()) + [("**all**", summary)]
+    for name, block in blocks:
+        cells = [name, str(block["n_scans"])]
+        for key, _ in SUMMARY_COLUMNS:
+            s = block["stats"][key]
+            cells.append(f"{fmt(s['mean'])} ({fmt(s['median'])})")
+        cells += [str(block["n_failed_frames"]), str(block["n_flagged_scans"])]
+        rows.append(cells)
+    return header, rows
+
+
+def summary_markdown(result) -> str:
+    """The ``summary.md`` text of a :class:`~pesprobe.evaluate.BSCTResult`."""
+    summary = result.summary
+    header, rows = summary_rows(summary)
+    published = markdown_table(["metric", "full", "compress", "stretch"], [
+        [label, *(fmt(summary[f"{r}_{key}"]) for r in ("full", "compress", "stretch"))]
+        for key, label in (("smoothness", "FSD (Å⁻¹)"), ("energy_mae", "energy MAE (eV)"),
+                           ("forces_mae", "force MAE (eV/Å)"))])
+    worst = markdown_table(["scan", "FSD full"], [[w["id"], fmt(w["full_smoothness"])] for w in summary["worst"]])
+    parts = [
+        f"# BSCT summary: {result.potential}",
+        f"Data: `{result.source}` — {summary['n_scans']} scans, {summary['n_frames']} frames, "
+        f"{summary['n_failed_frames']} failed frames, {summary['n_flagged_scans']} flagged scans, "
+        f"{summary['n_unscored_scans']} unscored scans, {len(result.problems)} data problems.",
+        "## Published metrics (mean over scans)", published,
+        "## Per bond type: mean (median)", markdown_table(header, rows),
+        "## Worst scans by full FSD", worst,
+        "FSD: largest change of the log ratio of model to reference squared force deviation per Å "
+        "(lower is smoother; an ideal model scores near 0). Aligned energy MAE compares energies after "
+        "zeroing both curves at the reference minimum.",
+    ]
+    failures = result.failures
+    if failures:
+        lines = [f"- {f.get('path') or f.get('scan')}{' frame ' + str(f['frame']) if 'frame' in f else ''}: "
+                 f"{f['error']}" for f in failures[:50]]
+        more = [f"- … and {len(failures) - 50} more (see results.json)"] if len(failures) > 50 else []
+        parts += ["## Failures and data problems", "\n".join(lines + more)]
+    return "\n\n".join(parts) + "\n"
