@@ -103,6 +103,22 @@ class Structure:
         """True if every force component is finite."""
         return bool(np.isfinite(self.forces).all())
 
+    def to_atoms(self):
+        """This structure as an :class:`ase.Atoms` with its labels in a single-point calculator and
+        its molecule identity in ``info["mol_id"]``."""
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        atoms = Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        atoms.info["mol_id"] = self.molecule
+        results = {}
+        if self.has_energy:
+            results["energy"] = self.energy
+        if self.has_forces:
+            results["forces"] = self.forces.copy()
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
 
 def _formula(numbers: np.ndarray) -> str:
     from ase.symbols import Symbols
@@ -114,7 +130,7 @@ def _molecule(info: dict[str, Any], numbers: np.ndarray) -> str:
     for key in MOLECULE_KEYS:
         value = info.get(key)
         if value is not None and str(value) != "":
-            return f"{key}:{value}"
+            return str(value)
     return _formula(numbers)
 
 
@@ -257,7 +273,7 @@ def read_spice_hdf5(path: str | Path, groups: Sequence[str] | None = None) -> li
             forces = -arrays["dft_total_gradient"].astype(np.float64) * (Hartree / Bohr)
             for i in range(n_conf):
                 out.append(Structure(numbers=numbers, positions=conf[i] * Bohr, energy=energy[i],
-                                     forces=forces[i], molecule=f"group:{name}", source=f"{path}#{name}/{i}"))
+                                     forces=forces[i], molecule=name, source=f"{path}#{name}/{i}"))
     if not out:
         raise StructureFormatError(f"{path}: no conformations")
     return out
@@ -294,6 +310,20 @@ def read_structures(paths: str | Path | Iterable[str | Path], energy_key: str = 
             known = ", ".join(EXTXYZ_SUFFIXES + ASE_DB_SUFFIXES + HDF5_SUFFIXES)
             raise StructureFormatError(f"{path}: unknown training-data suffix {suffix!r} (known: {known})")
     return out
+
+
+def write_extxyz(structures: Sequence[Structure], path: str | Path) -> Path:
+    """Write structures to an extended-XYZ file atomically (labels as ``energy``/``forces``,
+    molecule identity as ``mol_id``); :func:`read_extxyz` reads it back."""
+    import io
+
+    from ase.io import write
+
+    from pesprobe.data.atomic import atomic_write
+
+    buf = io.StringIO()
+    write(buf, [s.to_atoms() for s in structures], format="extxyz")
+    return atomic_write(path, buf.getvalue())
 
 
 def split_by_molecule(structures: Sequence[Structure], valid_fraction: float,

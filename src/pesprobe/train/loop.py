@@ -1,0 +1,301 @@
+"""The training loop: :func:`train` (single process or data-parallel under ``torchrun``).
+
+Each step takes a global batch from :class:`~pesprobe.train.batch.StepSampler` (every rank its
+share), computes the weighted loss
+
+    L = w_E · mean_s ((Ê_s − E_s) / n_s)²  +  w_F · mean_{atoms, xyz} (F̂ − F)²
+
+normalised by the counts over the *global* batch, so that DistributedDataParallel's gradient
+average equals the single-process gradient; then AdamW, the warm-up + cosine schedule, gradient
+clipping and the weight average (EMA). Validation, BSCT and checkpoints use the averaged weights.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pesprobe.data.structures import Structure, read_structures, split_by_molecule
+from pesprobe.train.batch import Batch, StepSampler, collate, rotation_matrix
+from pesprobe.train.callbacks import BEST_FILES, BestCheckpoints, BSCTInTheLoop, Validation
+from pesprobe.train.config import ConfigError, TrainConfig
+from pesprobe.train.distributed import Ranks, all_reduce_sum, barrier, setup, teardown
+from pesprobe.train.log import JsonlLog
+from pesprobe.train.optim import EMA, build_optimizer
+from pesprobe.train.references import energy_statistics, fit_element_references
+
+LAST = "last.pt"
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    Attributes
+    ----------
+    out : Path
+        Output folder.
+    steps : int
+        Optimizer steps done in total (including those before a resume).
+    metrics : dict
+        Metrics of the last evaluation (validation MAEs, FSD ...).
+    best : dict
+        Lowest value reached by each tracked metric.
+    checkpoints : dict
+        ``{"last": path, "valid_energy_mae": best_energy.pt, ...}`` for the files written.
+    n_train, n_valid : int
+        Training and validation structures.
+    wall_seconds : float
+        Wall time of this call, s.
+    """
+
+    out: Path
+    steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)
+    checkpoints: dict[str, Path] = field(default_factory=dict)
+    n_train: int = 0
+    n_valid: int = 0
+    wall_seconds: float = 0.0
+
+
+def load_datasets(config: TrainConfig) -> tuple[list[Structure], list[Structure]]:
+    """Training and validation structures (validation held out by molecule unless given)."""
+    data = config.data
+    structures = read_structures(data.train, data.energy_key, data.forces_key)
+    if data.valid:
+        valid = read_structures(data.valid, data.energy_key, data.forces_key)
+        overlap = {s.molecule for s in structures} & {s.molecule for s in valid}
+        if overlap:
+            raise ConfigError(f"data.valid: {len(overlap)} molecules are also in data.train, e.g. {sorted(overlap)[0]}")
+        return structures, valid
+    return split_by_molecule(structures, data.valid_fraction, data.seed)
+
+
+def _as_config(config: TrainConfig | dict | str | Path) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        config.validate()
+        return config
+    if isinstance(config, dict):
+        return TrainConfig.from_dict(config)
+    return TrainConfig.from_yaml(config)
+
+
+def train(config: TrainConfig | dict | str | Path, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Train a pesprobe model.
+
+    Parameters
+    ----------
+    config : TrainConfig, dict or path
+        The configuration (a YAML path, nested dicts, or a :class:`TrainConfig`).
+    resume : bool
+        Continue from ``<out>/last.pt`` (weights, optimizer, schedule, EMA, step, best values);
+        works on any number of ranks. Without it, an output folder holding a checkpoint is an error.
+    progress : bool
+        Show a progress bar (rank 0 only).
+
+    Returns
+    -------
+    TrainResult
+
+    Notes
+    -----
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank calls this; gradients are averaged with
+    DistributedDataParallel (gloo on CPU, nccl on CUDA) and rank 0 writes the log and checkpoints.
+    """
+    config = _as_config(config)
+    ranks = setup(config.train.device)
+    try:
+        return _Trainer(config, ranks, resume, progress).run()
+    finally:
+        teardown(ranks)
+
+
+class _Trainer:
+    """State of one training run (one rank)."""
+
+    def __init__(self, config: TrainConfig, ranks: Ranks, resume: bool, progress: bool):
+        from pesprobe.models import build_model, load_checkpoint
+
+        self.config, self.ranks, self.progress = config, ranks, progress
+        loop = config.train
+        self.out = Path(loop.out)
+        self.dtype = DTYPES[loop.dtype]
+        self.train_set, self.valid_set = load_datasets(config)
+        self.sampler = StepSampler(len(self.train_set), loop.batch_size, loop.seed, ranks.rank, ranks.world_size)
+        if loop.steps is not None:
+            self.total_steps = loop.steps
+        else:
+            self.total_steps = max(1, math.ceil(loop.epochs * self.sampler.batches_per_epoch))
+        last = self.out / LAST
+        if last.exists() and not resume:
+            raise FileExistsError(f"{last} exists: pass --resume to continue that run, or choose another train.out")
+        if resume and not last.exists():
+            raise FileNotFoundError(f"--resume: no checkpoint {last} to resume from")
+
+        torch.manual_seed(loop.seed)
+        self.model = build_model(config.model_config()).to(device=ranks.device, dtype=self.dtype)
+        state: dict[str, Any] = {}
+        if resume:
+            _, extra = load_checkpoint(last, map_location=ranks.device)
+            state = extra.get("train_state") or {}
+            if not state:
+                raise ValueError(f"{last}: not a training checkpoint (no train_state); cannot resume from it")
+            if state["config"]["model"] != config.model:
+                raise ConfigError(f"model: differs from the model section of {last}; cannot resume a different model")
+            self.model.load_state_dict(state["model"])
+        else:
+            references = fit_element_references(self.train_set)
+            self.model.set_element_references(references)
+            stats = energy_statistics(self.train_set, references)
+            self.model.set_normalization(shift=stats.shift, scale=stats.scale)
+        self.optimizer, self.scheduler = build_optimizer(self.model, loop, self.total_steps)
+        self.ema = EMA(self.model, loop.ema_decay)
+        self.step = 0
+        if state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.ema.load_state_dict(state["ema"])
+            self.step = int(state["step"])
+        self.net: torch.nn.Module = self.model
+        if ranks.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [ranks.device.index] if ranks.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
+
+        if ranks.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+        self.log = JsonlLog(self.out / "log.jsonl", resume_step=self.step if resume else None,
+                            enabled=ranks.is_main)
+        self.best = BestCheckpoints(self.out, self._save, state.get("best"))
+        self.evaluators: list[Validation | BSCTInTheLoop] = [
+            Validation(self.valid_set, loop.eval_every, loop.valid_batch_size, ranks, self.dtype)]
+        if config.bsct is not None and ranks.is_main:
+            from pesprobe.data import load_scans
+
+            self.evaluators.append(BSCTInTheLoop(load_scans(config.bsct.scans), config.bsct.every, ranks.device,
+                                                 self.dtype, config.bsct.batch_frames))
+        self.has_bsct = config.bsct is not None
+        self.metrics: dict[str, float] = dict(state.get("metrics") or {})
+
+    # ------------------------------------------------------------------ checkpoints
+    def _write_config(self) -> None:
+        import yaml
+
+        from pesprobe.data.atomic import atomic_write
+
+        atomic_write(self.out / "config.yaml", yaml.safe_dump(self.config.to_dict(), sort_keys=False))
+
+    def _save(self, path: Path) -> None:
+        """Checkpoint: the averaged weights as the model, the raw training state in ``extra``."""
+        from pesprobe.models import save_checkpoint
+
+        state = {"step": self.step, "total_steps": self.total_steps, "config": self.config.to_dict(),
+                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict(),
+                 "best": dict(self.best.best), "metrics": dict(self.metrics),
+                 "world_size": self.ranks.world_size}
+        save_checkpoint(path, self.ema.model, extra={"train_state": state})
+
+    # ------------------------------------------------------------------ one step
+    def _rotations(self, indices: np.ndarray) -> list[np.ndarray] | None:
+        if not self.config.train.rotate:
+            return None
+        return [rotation_matrix(np.random.default_rng([self.config.train.seed, self.step, int(i)])) for i in indices]
+
+    def _global_counts(self) -> tuple[float, float]:
+        """Labelled structures and labelled force components in the whole global batch."""
+        items = [self.train_set[i] for i in self.sampler.global_indices(self.step)]
+        return (float(sum(s.has_energy for s in items)),
+                float(3 * sum(s.n_atoms for s in items if s.has_forces)))
+
+    def _loss_sums(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(batch.positions, batch.cell, batch.system_index, batch.numbers, pbc=batch.pbc,
+                       compute_forces=True, create_graph=True)
+        e_err = (out["energy"] - batch.energy) / batch.n_atoms
+        e_sum = (e_err**2 * batch.energy_mask).sum()
+        f_sum = (((out["forces"] - batch.forces) ** 2).sum(-1) * batch.forces_mask).sum()
+        return e_sum, f_sum
+
+    def _train_step(self) -> dict[str, float]:
+        loop = self.config.train
+        indices = self.sampler.indices(self.step)
+        batch = collate([self.train_set[i] for i in indices], self.dtype, self.ranks.device,
+                        self._rotations(indices))
+        n_e, n_f = self._global_counts()
+        e_sum, f_sum = self._loss_sums(batch)
+        loss = self.ranks.world_size * (loop.energy_weight * e_sum / max(n_e, 1.0)
+                                        + loop.forces_weight * f_sum / max(n_f, 1.0))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip = loop.clip_grad_norm if loop.clip_grad_norm is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+        lr = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        self.step += 1
+        parts = all_reduce_sum(torch.stack([e_sum.detach(), f_sum.detach()]).double(), self.ranks).tolist()
+        energy_mse, forces_mse = parts[0] / max(n_e, 1.0), parts[1] / max(n_f, 1.0)
+        return {"loss": loop.energy_weight * energy_mse + loop.forces_weight * forces_mse,
+                "energy_mse": energy_mse, "forces_mse": forces_mse, "grad_norm": grad_norm, "lr": lr}
+
+    # ------------------------------------------------------------------ evaluations
+    def _evaluate(self, final: bool) -> dict[str, float]:
+        due = [e for e in self.evaluators if e.due(self.step, final)]
+        bsct_due = self.has_bsct and (self.step % self.config.bsct.every == 0 or final)
+        if not due and not bsct_due:
+            return {}
+        metrics: dict[str, float] = {}
+        for evaluator in due:
+            metrics.update(evaluator(self.ema.model, self.step))
+        if bsct_due:
+            barrier(self.ranks)  # the other ranks wait while rank 0 runs BSCT
+        return metrics
+
+    # ------------------------------------------------------------------ the run
+    def run(self) -> TrainResult:
+        start_time = time.perf_counter()
+        loop = self.config.train
+        bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
+                   disable=not (self.progress and self.ranks.is_main), dynamic_ncols=True)
+        window_start, window_structures = time.perf_counter(), 0
+        with bar:
+            while self.step < self.total_steps:
+                record = self._train_step()
+                window_structures += self.config.train.batch_size
+                final = self.step == self.total_steps
+                bar.update(1)
+                if self.step % loop.log_every == 0 or final:
+                    elapsed = time.perf_counter() - window_start
+                    record.update(structures_per_s=window_structures / max(elapsed, 1e-9))
+                    self.log.write({"event": "train", "step": self.step,
+                                    "epoch": self.step / self.sampler.batches_per_epoch, **record})
+                    bar.set_postfix(loss=f"{record['loss']:.4g}")
+                    window_start, window_structures = time.perf_counter(), 0
+                metrics = self._evaluate(final)
+                if metrics:
+                    self.metrics = metrics
+                    self.log.write({"event": "eval", "step": self.step, **metrics})
+                    if self.ranks.is_main:
+                        self.best.update(metrics)
+                if self.step % loop.ckpt_every == 0 or final:
+                    if self.ranks.is_main:
+                        self._save(self.out / LAST)
+                    barrier(self.ranks)
+        checkpoints = {"last": self.out / LAST}
+        checkpoints.update({name: self.out / file for name, file in BEST_FILES.items()
+                            if (self.out / file).exists()})
+        return TrainResult(out=self.out, steps=self.step, metrics=dict(self.metrics), best=dict(self.best.best),
+                           checkpoints=checkpoints, n_train=len(self.train_set), n_valid=len(self.valid_set),
+                           wall_seconds=time.perf_counter() - start_time)

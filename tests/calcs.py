@@ -1,0 +1,73 @@
+"""Test calculators: flaky ones that fail on chosen frames, and a numpy batched Potential."""
+
+from __future__ import annotations
+
+import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.morse import MorsePotential
+
+from pesprobe.potentials.base import Predictions
+
+CALLS = {"n": 0}
+
+
+class FlakyMorse(MorsePotential):
+    """Morse that raises when the first atom's x is above ``raise_above`` and returns NaN below ``nan_below``."""
+
+    def __init__(self, raise_above: float = np.inf, nan_below: float = -np.inf, **kwargs) -> None:
+        super().__init__(epsilon=1.0, r0=1.4, rho0=6.0, rcut1=3.0, rcut2=4.5, **kwargs)
+        self.raise_above, self.nan_below = raise_above, nan_below
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        CALLS["n"] += 1
+        super().calculate(atoms, properties, system_changes)
+        x = atoms.positions[0, 0]
+        if x > self.raise_above:
+            raise RuntimeError("SCF did not converge")
+        if x < self.nan_below:
+            self.results["forces"] = np.full_like(self.results["forces"], np.nan)
+
+
+class Stateful(Calculator):
+    """Energy depends on how many times it was called since reset: exposes missing resets."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def reset(self):
+        super().reset()
+        self.count = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.count += 1
+        self.results = {"energy": float(self.count), "forces": np.zeros((len(atoms), 3))}
+
+
+def morse_factory():
+    return FlakyMorse()
+
+
+class BatchedMorse:
+    """The Morse potential of ASE (no smooth cutoff region used here), in NumPy, all frames at once."""
+
+    name = "batched-morse"
+
+    def identity(self) -> str:
+        return "batched-morse-v1"
+
+    def predict(self, numbers, positions, cell=None, pbc=None) -> Predictions:
+        calc = MorsePotential(epsilon=1.0, r0=1.4, rho0=6.0, rcut1=3.0, rcut2=4.5)
+        from ase import Atoms
+
+        energies, forces = [], []
+        atoms = Atoms(numbers=numbers, positions=positions[0])
+        atoms.calc = calc
+        for frame in positions:  # reference implementation wrapped as one call
+            atoms.positions = frame
+            energies.append(atoms.get_potential_energy())
+            forces.append(atoms.get_forces())
+        return Predictions.from_arrays(np.array(energies), np.array(forces))

@@ -1,0 +1,56 @@
+"""Shared fixtures: the published sample (../shared beside the repo) and small generated scan sets."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SAMPLE = SHARED / "data" / "bsct_spice_sample"
+GOLDEN = SHARED / "golden"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Every test gets its own scan cache so tests never see each other's cached files."""
+    monkeypatch.setenv("PESPROBE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def sample_dir() -> Path:
+    if not SAMPLE.is_dir():
+        pytest.skip("../shared/data/bsct_spice_sample not available")
+    return SAMPLE
+
+
+@pytest.fixture
+def small_copy(tmp_path, sample_dir) -> Path:
+    """A writable copy of three sample scans (C-O/101, C-S/713, N-O/4583) in the published layout."""
+    root = tmp_path / "data"
+    for scan_id in ("C-O/101", "C-S/713", "N-O/4583"):
+        shutil.copytree(sample_dir / scan_id, root / scan_id)
+    return root
+
+
+def make_scan(n_frames: int = 20, seed: int = 0, scan_id: str = "C-C/gen"):
+    """A synthetic 3-atom bond scan with Morse-like reference energies and exact forces."""
+    from pesprobe.data import Scan
+
+    rng = np.random.default_rng(seed)
+    base = np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [2.2, 1.0, 0.0]]) + 0.01 * rng.standard_normal((3, 3))
+    lengths = np.linspace(0.75, 3.0, n_frames)
+    positions = np.repeat(base[None], n_frames, axis=0)
+    positions[:, 1, 0] = lengths
+    positions[:, 2, 0] = base[2, 0] + (lengths - 1.5)
+    d, a = 1.5, 2.0
+    energy = (1 - np.exp(-a * (lengths - d))) ** 2
+    dedr = 2 * a * (1 - np.exp(-a * (lengths - d))) * np.exp(-a * (lengths - d))
+    forces = np.zeros((n_frames, 3, 3))
+    forces[:, 0, 0] = dedr
+    forces[:, 1, 0] = -dedr / 2
+    forces[:, 2, 0] = -dedr / 2
+    return Scan(id=scan_id, kind="bond", numbers=[6, 6, 1], positions=positions, coordinate=lengths,
+                ref_energy=energy, ref_forces=forces, meta={"bond": "C-C", "bond_index": np.array([0, 1])})
