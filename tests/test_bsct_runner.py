@@ -139,3 +139,19 @@ def test_embedded_default_runs(tmp_path):
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "emb" / "results.json").read_text())
     assert len(data["systems"]) == 6
+
+
+def test_force_only_calculator_is_scored(small_copy):
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class ForcesOnly(Calculator):
+        implemented_properties = ["forces"]
+
+        def calculate(self, atoms=None, properties=("forces",), system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            self.results = {"forces": -0.1 * (atoms.positions - atoms.positions.mean(axis=0))}
+
+    result = evaluate(ForcesOnly(), small_copy, progress=False)
+    m = result.metrics[0]
+    assert m.n_failed == 0 and np.isfinite(m.values["full_smoothness"])
+    assert np.isnan(m.values["full_energy_mae"]) and np.isnan(m.values["energy_force_consistency"])

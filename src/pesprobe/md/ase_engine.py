@@ -88,7 +88,11 @@ def run_ase_trajectory(molecule: Molecule, seed: int, calc_factory: Callable[[],
             step = dyn.nsteps
             energy = float(atoms.get_potential_energy())
             kinetic = float(atoms.get_kinetic_energy())
-            found = monitor.check(step, atoms.positions, np.array([energy]), np.array([kinetic]), atoms.get_forces())
+            # the integrator has just computed the forces at these positions: read them without
+            # another (costly) ASE state check
+            forces = atoms.calc.results.get("forces")
+            forces = atoms.get_forces() if forces is None else forces
+            found = monitor.check(step, atoms.positions, np.array([energy]), np.array([kinetic]), forces)
             if buffer.wants(step) or found:
                 buffer.add(step, energy, kinetic)
             if config.save_every and (step % config.save_every == 0 or found):

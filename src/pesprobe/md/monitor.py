@@ -166,7 +166,8 @@ class FailureMonitor:
                 if s not in out:
                     out[s] = Failure(step, "bond", self._bond_text(s, k, dev[k]))
         if step % FLY_APART_EVERY == 0:
-            grown = self._padded_distances(positions).min(axis=2) - self.nn0
+            with np.errstate(invalid="ignore"):  # padding: inf - inf
+                grown = self._padded_distances(positions).min(axis=2) - self.nn0
             for s, a in zip(*np.nonzero(grown > self.config.fly_apart_A)):
                 if int(s) not in out:
                     out[int(s)] = Failure(step, "fly_apart", f"atom {a} ({self._symbol(s, a)}) is "

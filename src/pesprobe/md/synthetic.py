@@ -19,7 +19,7 @@ from ase.calculators.calculator import Calculator, all_changes
 #: Length scale λ of the cutoff discontinuity's linear ramp, Å.
 STEP_RAMP_A = 0.1
 #: Width σ of the smooth bump, Å.
-BUMP_WIDTH_A = 0.1
+BUMP_WIDTH_A = 0.5
 
 
 def pair_terms(r: np.ndarray, depth_eV: float, alpha_per_A: float, r0_A: float, step_eV: float,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.calculator import Calculator
+from ase.calculators.calculator import Calculator, all_changes
 
 from pesprobe.potentials.base import Predictions
 
@@ -19,6 +19,26 @@ def describe_calculator(calc: Calculator) -> str:
     params = getattr(calc, "parameters", None) or {}
     items = ",".join(f"{k}={params[k]!r}" for k in sorted(params))
     return f"{type(calc).__module__}.{type(calc).__qualname__}({items})"
+
+
+def _energy_forces(calc, atoms: Atoms, changes: list[str]) -> tuple[float, np.ndarray]:
+    """One energy+forces evaluation.
+
+    For :class:`ase.calculators.calculator.Calculator` subclasses, ``calculate`` is called once with
+    the known ``changes`` (only positions after the first frame, so an SCF code keeps its guess, as
+    it would through ``get_forces``) — skipping ASE's per-property ``check_state`` comparison, which
+    costs more than a cheap model. Other calculators go through ``get_forces`` /
+    ``get_potential_energy``.
+    """
+    if isinstance(calc, Calculator):
+        wanted = ["energy", "forces"] if _gives_energy(calc) else ["forces"]
+        calc.calculate(atoms, wanted, changes)
+        return float(calc.results.get("energy", np.nan)), np.asarray(calc.results["forces"], dtype=np.float64)
+    return float(atoms.get_potential_energy()), np.asarray(atoms.get_forces(), dtype=np.float64)
+
+
+def _gives_energy(calc) -> bool:
+    return "energy" in getattr(calc, "implemented_properties", ("energy",))
 
 
 class AseCalculatorPotential:
@@ -89,12 +109,13 @@ class AseCalculatorPotential:
         atoms = Atoms(numbers=numbers, positions=positions[0], cell=cell,
                       pbc=False if pbc is None else pbc)
         atoms.calc = calc
+        changes = list(all_changes)
         for i in range(n_frames):
             try:
                 atoms.positions = positions[i]
-                e = float(atoms.get_potential_energy())
-                f = np.asarray(atoms.get_forces(), dtype=np.float64)
-                if not (np.isfinite(e) and np.isfinite(f).all()):
+                e, f = _energy_forces(calc, atoms, changes)
+                changes = ["positions"]
+                if not np.isfinite(f).all() or np.isinf(e) or (np.isnan(e) and _gives_energy(calc)):
                     raise FloatingPointError("calculator returned non-finite energy or forces")
                 energy[i], forces[i] = e, f
             except Exception as exc:  # noqa: BLE001 - one bad frame must not end the scan
@@ -102,4 +123,5 @@ class AseCalculatorPotential:
                 errors[i] = f"{type(exc).__name__}: {exc}".strip()
                 if hasattr(calc, "reset"):
                     calc.reset()
+                changes = list(all_changes)
         return Predictions(energy, forces, failed, errors, time.perf_counter() - start)

@@ -1,4 +1,4 @@
-"""Batches of structures as flat tensors, the step-indexed distributed sampler, and rotations.
+"""Batches of structures as flat tensors, and the step-indexed distributed sampler.
 
 A batch is the flat concatenation the model takes (torch-sim style, no padding):
 ``positions[n_atoms,3]``, ``numbers[n_atoms]``, ``system_index[n_atoms]`` and per-structure labels.
@@ -58,15 +58,6 @@ class Batch:
     def n_systems(self) -> int:
         """Number of structures."""
         return int(self.n_atoms.shape[0])
-
-
-def rotation_matrix(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random proper rotation, shape (3, 3) (QR of a Gaussian matrix, sign-fixed)."""
-    q, r = np.linalg.qr(rng.standard_normal((3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] = -q[:, 0]
-    return q
 
 
 def collate(structures: Sequence[Structure], dtype: torch.dtype = torch.float32,

@@ -249,11 +249,21 @@ class TrainConfig:
         self.model_config()
 
     def model_config(self):
-        """The :class:`pesprobe.models.ModelConfig` these overrides give (raises :class:`ConfigError`)."""
+        """The :class:`pesprobe.models.ModelConfig` these overrides give, in ``train.dtype``.
+
+        Raises
+        ------
+        ConfigError
+            For a bad model field, or a ``model.dtype`` that contradicts ``train.dtype``.
+        """
         from pesprobe.models import ModelConfig
 
+        dtype = self.model.get("dtype", self.train.dtype)
+        if dtype != self.train.dtype:
+            raise ConfigError(f"model.dtype: {dtype!r} contradicts train.dtype {self.train.dtype!r}; "
+                              "set the dtype in the train section only")
         try:
-            return ModelConfig.from_dict(self.model)
+            return ModelConfig.from_dict({**self.model, "dtype": self.train.dtype})
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"model: {exc}") from None
 

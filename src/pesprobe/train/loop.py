@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pesprobe.data.structures import Structure, read_structures, split_by_molecule
-from pesprobe.train.batch import Batch, StepSampler, collate, rotation_matrix
+from pesprobe.train.batch import Batch, StepSampler, collate
 from pesprobe.train.callbacks import BEST_FILES, BestCheckpoints, BSCTInTheLoop, Validation
 from pesprobe.train.config import ConfigError, TrainConfig
 from pesprobe.train.distributed import Ranks, all_reduce_sum, barrier, setup, teardown
@@ -208,10 +208,17 @@ class _Trainer:
         save_checkpoint(path, self.ema.model, extra={"train_state": state})
 
     # ------------------------------------------------------------------ one step
-    def _rotations(self, indices: np.ndarray) -> list[np.ndarray] | None:
+    def _rotations(self) -> np.ndarray | None:
+        """This rank's share of the rotations of the global batch, drawn from a generator seeded by
+        (seed, step) so they do not depend on the number of ranks; shape (n_local, 3, 3)."""
         if not self.config.train.rotate:
             return None
-        return [rotation_matrix(np.random.default_rng([self.config.train.seed, self.step, int(i)])) for i in indices]
+        from pesprobe.models import random_rotation_matrices
+
+        seed = int(np.random.SeedSequence([self.config.train.seed, self.step]).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        rotations = random_rotation_matrices(self.config.train.batch_size, generator, dtype=torch.float64)
+        return rotations.numpy()[self.ranks.rank::self.ranks.world_size]
 
     def _global_counts(self) -> tuple[float, float]:
         """Labelled structures and labelled force components in the whole global batch."""
@@ -230,8 +237,7 @@ class _Trainer:
     def _train_step(self) -> dict[str, float]:
         loop = self.config.train
         indices = self.sampler.indices(self.step)
-        batch = collate([self.train_set[i] for i in indices], self.dtype, self.ranks.device,
-                        self._rotations(indices))
+        batch = collate([self.train_set[i] for i in indices], self.dtype, self.ranks.device, self._rotations())
         n_e, n_f = self._global_counts()
         e_sum, f_sum = self._loss_sums(batch)
         loss = self.ranks.world_size * (loop.energy_weight * e_sum / max(n_e, 1.0)

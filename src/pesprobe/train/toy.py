@@ -15,7 +15,7 @@ from pesprobe.data.scan import Scan, ScanSet
 from pesprobe.data.structures import Structure
 
 #: Molecules of :func:`ase.build.molecule` made only of H, C, N and O.
-TOY_MOLECULES = ("CH4", "H2O", "NH3", "C2H6", "C2H4", "CH3OH", "HCN", "CO2", "H2CO", "CH3NH2", "C2H2", "N2H4")
+TOY_MOLECULES = ("CH4", "H2O", "NH3", "C2H6", "C2H4", "CH3OH", "HCN", "CO2", "H2CO", "H3CNH2", "C2H2", "N2H4")
 
 
 def toy_structures(n_per_molecule: int = 8, molecules: Sequence[str] = TOY_MOLECULES, rattle: float = 0.08,
@@ -49,8 +49,8 @@ def toy_structures(n_per_molecule: int = 8, molecules: Sequence[str] = TOY_MOLEC
     return out
 
 
-def toy_scans(molecules: Sequence[str] = ("C2H6", "CH3OH", "CH3NH2"), n_frames: int = 24,
-              scale: tuple[float, float] = (0.8, 1.6)) -> ScanSet:
+def toy_scans(molecules: Sequence[str] = ("C2H6", "CH3OH", "H3CNH2"), n_frames: int = 24,
+              scale: tuple[float, float] = (0.55, 1.5)) -> ScanSet:
     """Bond-stretch scans of the first heavy-atom bond of each molecule, labelled with EMT.
 
     The atoms on the far side of the bond (the second atom's fragment) move rigidly along the

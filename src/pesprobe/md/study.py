@@ -1,0 +1,321 @@
+"""``run_stability``: the MD stability test of one potential on a set of molecules."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import multiprocessing as mp
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pesprobe.data.atomic import atomic_write, atomic_write_json
+from pesprobe.data.scan import ScanSet
+from pesprobe.md.analysis import INSTABILITY_MEASURES
+from pesprobe.md.ase_engine import run_ase_trajectory
+from pesprobe.md.config import MDConfig
+from pesprobe.md.record import RawTrajectory, RunStore, TrajectoryResult, finish, trajectory_fingerprint
+from pesprobe.md.systems import Molecule, load_molecules, molecules_from_scans
+
+ENGINES = ("auto", "ase", "batched")
+# Worker-process state for parallel ASE trajectories (inherited through fork).
+_WORKER: dict[str, Any] = {}
+
+
+@dataclass
+class StabilityResult:
+    """All trajectories of one potential, and their aggregates.
+
+    Attributes
+    ----------
+    potential, identity, engine : str
+        Display name, cache identity and the engine used (``"ase"`` or ``"batched"``).
+    config : MDConfig
+    trajectories : list of TrajectoryResult
+        One per (molecule, seed), molecules in input order, seeds in config order.
+    wall_seconds : float
+        Sum of the trajectories' wall times, s (stored times for resumed ones).
+    """
+
+    potential: str
+    identity: str
+    engine: str
+    config: MDConfig
+    trajectories: list[TrajectoryResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def molecules(self) -> dict[str, dict[str, float]]:
+        """``{molecule id: measures}``: each measure's mean over seeds (NaN-aware), plus
+        ``failure_fraction``, ``n_seeds`` and ``wall_seconds`` (sum)."""
+        groups: dict[str, list[TrajectoryResult]] = {}
+        for t in self.trajectories:
+            groups.setdefault(t.molecule, []).append(t)
+        out = {}
+        for mol, runs in groups.items():
+            names = runs[0].measures.keys()
+            agg = {}
+            for name in names:
+                values = np.array([r.measures[name] for r in runs], dtype=float)
+                agg[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+            agg["failure_fraction"] = float(np.mean([r.failed for r in runs]))
+            agg["n_seeds"] = float(len(runs))
+            agg["wall_seconds"] = float(sum(r.wall_seconds for r in runs))
+            out[mol] = agg
+        return out
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Overall figures: trajectories, failures by criterion, mean of each instability measure."""
+        criteria: dict[str, int] = {}
+        for t in self.trajectories:
+            if t.failure is not None:
+                criteria[t.failure.criterion] = criteria.get(t.failure.criterion, 0) + 1
+        means = {}
+        for name in INSTABILITY_MEASURES + ("time_to_failure_ps",):
+            values = np.array([t.measures.get(name, math.nan) for t in self.trajectories], dtype=float)
+            means[name] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+        return {"n_trajectories": len(self.trajectories), "n_failed": sum(t.failed for t in self.trajectories),
+                "failures_by_criterion": criteria, "mean": means, "wall_seconds": self.wall_seconds}
+
+    def write(self, out: str | Path) -> None:
+        """``results.json`` (everything), ``trajectories.csv`` and ``molecules.csv``, atomically."""
+        out = Path(out)
+        atomic_write_json(out / "results.json", _clean({
+            "potential": self.potential, "identity": self.identity, "engine": self.engine,
+            "config": self.config.to_dict(), "summary": self.summary, "molecules": self.molecules,
+            "trajectories": [t.to_json() for t in self.trajectories]}))
+        atomic_write(out / "trajectories.csv", _csv([t.row() for t in self.trajectories]))
+        atomic_write(out / "molecules.csv", _csv([{"molecule": k, **v} for k, v in self.molecules.items()]))
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+@dataclass
+class _Engine:
+    """A resolved potential: a torch contract model (batched) or an ASE calculator factory."""
+
+    name: str
+    identity: str
+    kind: str
+    model: Any = None
+    factory: Callable[[], Any] | None = None
+
+
+def _is_torch_model(obj: Any) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return isinstance(obj, torch.nn.Module)
+
+
+def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None) -> _Engine:
+    """Decide how to run ``potential``.
+
+    Parameters
+    ----------
+    potential : str, torch.nn.Module, ASE calculator or callable
+        A SPEC (``gfn2-xtb``, ``MODULE:FACTORY``, ``pesprobe:PATH`` ...), a contract torch model,
+        an ASE calculator instance (reset before each trajectory), or a zero-argument factory
+        of either.
+    engine : str
+        ``"auto"`` (batched for torch models, ASE otherwise), ``"ase"`` or ``"batched"``.
+    name : str, optional
+        Display name.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    from pesprobe.potentials.ase_adapter import describe_calculator
+
+    obj, label = potential, name
+    if isinstance(potential, str):
+        from pesprobe.potentials.registry import BUILTIN_FACTORIES, calculator_factory
+
+        label = name or potential.strip()
+        if potential.strip().lower().startswith("pesprobe:"):
+            obj = _pesprobe_model(potential.strip().split(":", 1)[1]) or calculator_factory(potential)
+        else:
+            obj = calculator_factory(potential)
+            if engine != "ase" and potential.strip().lower() not in BUILTIN_FACTORIES:
+                probe = obj()
+                obj = probe if _is_torch_model(probe) else obj
+    elif callable(potential) and not _is_torch_model(potential) and not hasattr(potential, "get_potential_energy"):
+        probe = potential()
+        obj = probe if _is_torch_model(probe) else potential
+    if _is_torch_model(obj):
+        from pesprobe.md.torch_models import ModelCalculator, model_identity
+
+        if engine == "ase":
+            model = obj
+            return _Engine(label or type(model).__name__, model_identity(model), "ase",
+                           factory=lambda: ModelCalculator(model))
+        return _Engine(label or type(obj).__name__, model_identity(obj), "batched", model=obj)
+    if engine == "batched":
+        raise ValueError(f"potential {label or obj!r} is not a torch model; the batched engine needs one "
+                         "(use engine='ase')")
+    if hasattr(obj, "get_potential_energy"):
+        instance = obj
+
+        def factory():
+            if hasattr(instance, "reset"):
+                instance.reset()
+            return instance
+
+        return _Engine(label or type(obj).__name__, describe_calculator(obj), "ase", factory=factory)
+    sample = obj()
+    ident = f"{label or getattr(obj, '__qualname__', 'factory')}|{describe_calculator(sample)}"
+    return _Engine(label or getattr(obj, "__name__", type(sample).__name__), ident, "ase", factory=obj)
+
+
+def _pesprobe_model(path: str) -> Any:
+    """The torch model inside a pesprobe checkpoint, or None if it exposes none."""
+    from pesprobe.models import load_potential
+
+    potential = load_potential(path)
+    model = getattr(potential, "model", None)
+    return model if _is_torch_model(model) else None
+
+
+def _as_molecules(molecules: str | Path | ScanSet | list[Molecule]) -> list[Molecule]:
+    if isinstance(molecules, str | Path):
+        return load_molecules(molecules)
+    if isinstance(molecules, ScanSet):
+        return molecules_from_scans(molecules)
+    mols = list(molecules)
+    if mols and not isinstance(mols[0], Molecule):
+        return molecules_from_scans(mols)
+    return mols
+
+
+def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecule], config: MDConfig | None = None,
+                  out: str | Path | None = None, engine: str = "auto", jobs: int = 1, batch_size: int | None = None,
+                  device: str | None = None, plots: bool = True, progress: bool = True, resume: bool = True,
+                  name: str | None = None) -> StabilityResult:
+    """Run the MD stability test: one trajectory per molecule and seed.
+
+    Parameters
+    ----------
+    potential : str, torch.nn.Module, ASE calculator or callable
+        See :func:`resolve_engine`.
+    molecules : path, ScanSet or list of Molecule
+        An extended XYZ file, a scan set (its unperturbed geometries), or molecules.
+    config : MDConfig, optional
+        Settings (default: NVE, 500 K, 0.5 fs, 10 ps, seeds 0, 1, 2).
+    out : path, optional
+        Output folder: ``results.json``, ``trajectories.csv``, ``molecules.csv``, ``runs/`` (per
+        trajectory: JSON result and ``.npz`` energy log), ``traj/`` (extended XYZ every
+        ``save_every`` steps), ``plots/`` (energy and temperature vs time per molecule).
+    engine : str
+        ``"auto"``, ``"ase"`` or ``"batched"`` (see :func:`resolve_engine`).
+    jobs : int
+        Worker processes for the ASE engine (one trajectory each; needs the ``fork`` start method).
+    batch_size : int, optional
+        Batched engine: at most this many trajectories per batch (default: all in one).
+    device : str, optional
+        Batched engine: torch device (default: the model's).
+    plots : bool
+        Write the figures (requires ``out``).
+    progress : bool
+        Show a progress bar (in MD steps).
+    resume : bool
+        Reuse finished trajectories in ``out/runs`` whose settings, potential and molecule match.
+    name : str, optional
+        Display name of the potential.
+
+    Returns
+    -------
+    StabilityResult
+    """
+    config = config or MDConfig()
+    eng = resolve_engine(potential, engine, name)
+    mols = _as_molecules(molecules)
+    if not mols:
+        raise ValueError("no molecules to simulate")
+    keys = [m.key for m in mols]
+    if len(set(keys)) != len(keys):
+        raise ValueError("molecule ids must be unique (after making them file-safe)")
+    store = RunStore(out) if out is not None else None
+    tasks = [(m, s) for m in mols for s in config.seeds]
+    prints = {(m.key, s): trajectory_fingerprint(config, s, eng.identity, m) for m, s in tasks}
+    done: dict[tuple[str, int], TrajectoryResult] = {}
+    if store is not None and resume:
+        for m, s in tasks:
+            found = store.load(RunStore.key(m, s), prints[(m.key, s)])
+            if found is not None:
+                done[(m.key, s)] = found
+    todo = [(m, s) for m, s in tasks if (m.key, s) not in done]
+    bar = tqdm(total=len(todo) * config.n_steps, desc=f"MD {eng.name}", unit="step", unit_scale=True,
+               disable=not progress or not todo)
+    with bar:
+        for (m, s), raw in _integrate(eng, todo, config, jobs, batch_size, device, bar.update):
+            result = finish(raw, m, s, config, eng.name, eng.kind, prints[(m.key, s)])
+            if store is not None:
+                store.save(result, raw)
+            done[(m.key, s)] = result
+    trajectories = [done[(m.key, s)] for m, s in tasks]
+    result = StabilityResult(potential=eng.name, identity=eng.identity, engine=eng.kind, config=config,
+                             trajectories=trajectories, wall_seconds=float(sum(t.wall_seconds for t in trajectories)))
+    if out is not None:
+        result.write(out)
+        if plots:
+            from pesprobe.md.plots import plot_molecule
+
+            for m in mols:
+                plot_molecule(store, [done[(m.key, s)] for s in config.seeds], config,
+                              Path(out) / "plots" / f"{m.key}.png")
+    return result
+
+
+def _integrate(eng: _Engine, todo: list[tuple[Molecule, int]], config: MDConfig, jobs: int,
+               batch_size: int | None, device: str | None,
+               tick: Callable[[int], None]) -> Iterator[tuple[tuple[Molecule, int], RawTrajectory]]:
+    if not todo:
+        return
+    if eng.kind == "batched":
+        from pesprobe.md.batched import BatchedIntegrator
+
+        integrator = BatchedIntegrator(eng.model, config, device=device)
+        size = batch_size or len(todo)
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            raws = integrator.run([m for m, _ in chunk], [s for _, s in chunk], tick=tick)
+            yield from zip(chunk, raws)
+        return
+    if jobs <= 1 or len(todo) == 1 or "fork" not in mp.get_all_start_methods():
+        for m, s in todo:
+            yield (m, s), run_ase_trajectory(m, s, eng.factory, config, tick=tick)
+        return
+    _WORKER.update(factory=eng.factory, config=config, todo=todo)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
+        for index, raw in pool.map(_ase_in_worker, range(len(todo)), chunksize=1):
+            tick(config.n_steps)
+            yield todo[index], raw
+
+
+def _ase_in_worker(index: int) -> tuple[int, RawTrajectory]:
+    m, s = _WORKER["todo"][index]
+    return index, run_ase_trajectory(m, s, _WORKER["factory"], _WORKER["config"])
