@@ -62,9 +62,12 @@ def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo
         ctx, initargs = mp.get_context("fork"), (potential, None, None)
     else:
         ctx, initargs = mp.get_context("spawn"), (None if spec else potential, spec, scans)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=initargs) as pool:
-        yield from pool.map(_predict_in_worker, todo, chunksize=1)
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=initargs) as pool:
+            yield from pool.map(_predict_in_worker, todo, chunksize=1)
+    finally:
+        _WORKER.clear()
 
 
 def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = None, jobs: int = 1,
