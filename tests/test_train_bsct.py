@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from pesprobe.train import read_log, train
 
 TINY_MODEL = {"d_model": 16, "n_heads": 2, "n_blocks": 1, "embed_dim": 8, "readout_dim": 8, "n_rbf": 8, "k": 6,
               "cutoff": 4.0}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models train faster on one thread (and the CI machine is shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +74,9 @@ def test_model_trained_a_few_hundred_steps_runs_through_bsct(toy_data, tmp_path)
     result = train(_config(toy_data, tmp_path / "run", steps=200, bsct_every=100), progress=False)
     records = read_log(tmp_path / "run" / "log.jsonl")
     evals = [r for r in records if r["event"] == "eval"]
-    first_loss = next(r["loss"] for r in records if r["event"] == "train")
-    last_loss = [r["loss"] for r in records if r["event"] == "train"][-1]
-    assert last_loss < first_loss
+    losses = [r["loss"] for r in records if r["event"] == "train"]
+    assert len(losses) == 20
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
     potential = resolve(f"pesprobe:{result.checkpoints['last']}")
     bsct = evaluate(potential, toy_data / "scans.npz", out=tmp_path / "bsct", progress=False)
     assert len(bsct.systems) == 3

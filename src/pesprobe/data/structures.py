@@ -174,15 +174,14 @@ def read_extxyz(path: str | Path, energy_key: str = "energy", forces_key: str = 
 
     path = Path(path)
     out: list[Structure] = []
-    frame = 0
     try:
         for frame, atoms in enumerate(iread(path, index=":", format="extxyz")):
             out.append(_from_atoms(atoms, {}, f"{path}#{frame}", energy_key, forces_key))
     except StructureFormatError:
         raise
     except Exception as exc:  # ase raises many types for malformed text
-        where = f"{path}#{len(out)}" if out or frame else str(path)
-        raise StructureFormatError(f"{where}: unreadable extended XYZ ({type(exc).__name__}: {exc})") from None
+        raise StructureFormatError(f"{path}#{len(out)}: unreadable extended XYZ ({type(exc).__name__}: {exc})"
+                                   ) from None
     if not out:
         raise StructureFormatError(f"{path}: no frames")
     return out

@@ -12,9 +12,10 @@ from pesprobe.md.config import MDConfig
 #: Boltzmann constant, eV/K.
 KB_EV = 8.617333262e-5
 
-#: Stability measures in which larger means less stable (used by :func:`pesprobe.md.correlate`).
-INSTABILITY_MEASURES = ("failed", "early_failure", "abs_energy_drift_meV_atom_ps", "energy_excursion_meV_atom",
-                        "temperature_jump_K", "temperature_peak_ratio")
+#: Per-molecule stability measures (means over seeds; ``failure_fraction`` is the mean of the
+#: per-trajectory ``failed``) in which larger means less stable: what :func:`pesprobe.md.correlate` ranks.
+INSTABILITY_MEASURES = ("failure_fraction", "early_failure", "abs_energy_drift_meV_atom_ps",
+                        "energy_excursion_meV_atom", "temperature_jump_K", "temperature_peak_ratio")
 
 
 @dataclass

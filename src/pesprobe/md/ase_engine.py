@@ -26,11 +26,12 @@ def initial_atoms(molecule: Molecule, seed: int, config: MDConfig):
     rng : numpy.random.Generator
         The generator after drawing the velocities (it goes on to drive the Langevin noise).
     """
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
+    from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
     atoms = molecule.to_atoms()
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=config.temperature_K, rng=rng)
+    # thermalize_momenta is ASE 3.29's name for MaxwellBoltzmannDistribution (now deprecated)
+    thermalize_momenta(atoms, config.temperature_K, rng=rng)
     Stationary(atoms)
     return atoms, rng
 

@@ -60,3 +60,34 @@ def plot_molecule(store: RunStore, runs: list[TrajectoryResult], config: MDConfi
     ax_e.legend(fontsize=7, loc="best")
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_scatter(result, path: str | Path, fsd: str = "full_smoothness") -> None:
+    """FSD (x, symlog) vs each instability measure (y), one panel per measure, one colour per
+    potential; the pooled Spearman ρ [95% CI] and permutation p in each title."""
+    import math
+
+    plt = _pyplot()
+    measures = [m for m in dict.fromkeys(r["measure"] for r in result.correlations)]
+    potentials = list(dict.fromkeys(row["potential"] for row in result.pairs))
+    cols = min(3, max(len(measures), 1))
+    rows = math.ceil(len(measures) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    for ax, measure in zip(axes.flat, measures):
+        for k, pot in enumerate(potentials):
+            pts = [(r[fsd], r[measure]) for r in result.pairs if r["potential"] == pot]
+            ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=18, color=f"C{k % 10}", label=pot)
+        ax.set_xscale("symlog", linthresh=1.0)
+        ax.set_xlabel(f"FSD {fsd.split('_')[0]} (1/Å)")
+        ax.set_ylabel(measure)
+        try:
+            rc = result.get("pooled", fsd, measure, "spearman")
+            ax.set_title(f"ρ = {rc['value']:.2f} [{rc['ci_low']:.2f}, {rc['ci_high']:.2f}], p = {rc['p_value']:.2g}",
+                         fontsize=8)
+        except KeyError:
+            pass
+    for ax in list(axes.flat)[len(measures):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -17,7 +17,6 @@ from tqdm.auto import tqdm
 
 from pesprobe.data.atomic import atomic_write, atomic_write_json
 from pesprobe.data.scan import ScanSet
-from pesprobe.md.analysis import INSTABILITY_MEASURES
 from pesprobe.md.ase_engine import run_ase_trajectory
 from pesprobe.md.config import MDConfig
 from pesprobe.md.record import RawTrajectory, RunStore, TrajectoryResult, finish, trajectory_fingerprint
@@ -52,8 +51,8 @@ class StabilityResult:
 
     @property
     def molecules(self) -> dict[str, dict[str, float]]:
-        """``{molecule id: measures}``: each measure's mean over seeds (NaN-aware), plus
-        ``failure_fraction``, ``n_seeds`` and ``wall_seconds`` (sum)."""
+        """``{molecule id: measures}``: each trajectory measure's mean over seeds (NaN-aware; the
+        mean of ``failed`` is called ``failure_fraction``), plus ``n_seeds`` and ``wall_seconds`` (sum)."""
         groups: dict[str, list[TrajectoryResult]] = {}
         for t in self.trajectories:
             groups.setdefault(t.molecule, []).append(t)
@@ -63,8 +62,8 @@ class StabilityResult:
             agg = {}
             for name in names:
                 values = np.array([r.measures[name] for r in runs], dtype=float)
-                agg[name] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-            agg["failure_fraction"] = float(np.mean([r.failed for r in runs]))
+                key = "failure_fraction" if name == "failed" else name
+                agg[key] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
             agg["n_seeds"] = float(len(runs))
             agg["wall_seconds"] = float(sum(r.wall_seconds for r in runs))
             out[mol] = agg
@@ -78,7 +77,7 @@ class StabilityResult:
             if t.failure is not None:
                 criteria[t.failure.criterion] = criteria.get(t.failure.criterion, 0) + 1
         means = {}
-        for name in INSTABILITY_MEASURES + ("time_to_failure_ps",):
+        for name in (self.trajectories[0].measures if self.trajectories else {}):
             values = np.array([t.measures.get(name, math.nan) for t in self.trajectories], dtype=float)
             means[name] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
         return {"n_trajectories": len(self.trajectories), "n_failed": sum(t.failed for t in self.trajectories),
@@ -163,7 +162,8 @@ def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None
             if engine != "ase" and potential.strip().lower() not in BUILTIN_FACTORIES:
                 probe = obj()
                 obj = probe if _is_torch_model(probe) else obj
-    elif callable(potential) and not _is_torch_model(potential) and not hasattr(potential, "get_potential_energy"):
+    elif callable(potential) and not _is_torch_model(potential) and (
+            isinstance(potential, type) or not hasattr(potential, "get_potential_energy")):  # a class is a factory
         probe = potential()
         obj = probe if _is_torch_model(probe) else potential
     if _is_torch_model(obj):
@@ -177,7 +177,7 @@ def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None
     if engine == "batched":
         raise ValueError(f"potential {label or obj!r} is not a torch model; the batched engine needs one "
                          "(use engine='ase')")
-    if hasattr(obj, "get_potential_energy"):
+    if hasattr(obj, "get_potential_energy") and not isinstance(obj, type):
         instance = obj
 
         def factory():

@@ -44,7 +44,7 @@ class Candidates:
     shift : ndarray, shape (n_pairs, 3), int64
         Integer cell shift S: r_j − r_i + S @ cell is the pair vector in Å.
     reverse : ndarray, shape (n_pairs,), int64
-        Index of the pair (j, i, −S) of each pair (the list is exactly symmetric).
+        Index of the pair (j, i, −S) of each pair; −1 where a subset dropped it.
     distance : ndarray, shape (n_pairs,), float64
         Distance in Å at search time (for hard selections only; the model recomputes it in torch).
     """
@@ -56,13 +56,11 @@ class Candidates:
     distance: np.ndarray
 
     def subset(self, keep: np.ndarray) -> Candidates:
-        """The pairs where ``keep`` is True; ``keep`` must be closed under reversal."""
+        """The pairs where ``keep`` is True (``reverse`` is −1 for pairs whose reverse was dropped)."""
         index = np.flatnonzero(keep)
         new_position = np.full(keep.shape[0], -1, dtype=np.int64)
         new_position[index] = np.arange(index.size)
-        reverse = new_position[self.reverse[index]]
-        if (reverse < 0).any():
-            raise ValueError("pair subset is not closed under reversal")
+        reverse = np.where(self.reverse[index] >= 0, new_position[self.reverse[index]], -1)
         return Candidates(self.centre[index], self.neighbour[index], self.shift[index], reverse,
                           self.distance[index])
 

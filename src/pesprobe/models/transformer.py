@@ -79,7 +79,7 @@ class PESTransformer(nn.Module):
                                           for _ in range(config.n_blocks - 1))
         self.energy_head = mlp(config.n_blocks * config.readout_dim, d, 1, config.activation)
         if config.force_head == "direct":
-            self.force_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
+            self.force_readout = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 1))
         self.register_buffer("element_refs", torch.zeros(n_species))
         self.register_buffer("energy_scale", torch.tensor(1.0))
         self.register_buffer("energy_shift", torch.tensor(0.0))
@@ -179,7 +179,7 @@ class PESTransformer(nn.Module):
         energy = energy * self.energy_scale + self.energy_shift + self.element_refs[numbers]
         forces = None
         if cfg.force_head == "direct":
-            magnitude = self.force_head(tokens).squeeze(-1) * weight
+            magnitude = self.force_readout(tokens).squeeze(-1) * weight
             unit_pad = graph.distance.new_zeros(n_atoms, graph.n_slots, 3).index_put(index, unit)
             forces = (magnitude[:, :, None] * unit_pad).sum(dim=1) * self.energy_scale
         return energy, forces
@@ -236,7 +236,8 @@ class PESTransformer(nn.Module):
             if conservative:
                 inputs = [pos] if strain is None else [pos, strain]
                 retain = create_graph or (outer_grad and energy.requires_grad)
-                grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, retain_graph=retain)
+                grads = torch.autograd.grad(energy.sum(), inputs, create_graph=create_graph, retain_graph=retain,
+                                            allow_unused=True, materialize_grads=True)
                 if compute_forces:
                     out["forces"] = -grads[0] if create_graph else -grads[0].detach()
                 if strain is not None:

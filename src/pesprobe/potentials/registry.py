@@ -8,6 +8,9 @@ Forms
     ASE's Lennard-Jones and Morse calculators (demos and tests; parameters of the golden tests).
 ``pyscf:<functional>/<basis>``
     DFT through PySCF (optional extra ``pesprobe[pyscf]``).
+``gfn-ff``, ``7net-0``, ``chgnet``
+    GFN-FF (xtb-python), SevenNet-0 and CHGNet 0.3.0 (optional extras ``pesprobe[xtb]``,
+    ``pesprobe[sevenn]``, ``pesprobe[chgnet]``; :mod:`pesprobe.potentials.optional`).
 ``pesprobe:PATH`` or ``pesprobe:default``
     A pesprobe model checkpoint (batched torch path).
 ``MODULE:FACTORY``
@@ -55,11 +58,19 @@ def _morse_factory():
     return MorsePotential(epsilon=1.0, r0=1.4, rho0=6.0, rcut1=3.0, rcut2=4.5)
 
 
+def _adapter(module: str, function: str) -> Callable[[], Any]:
+    """The factory of an optional third-party potential, imported only when its SPEC is used."""
+    return getattr(importlib.import_module(f"pesprobe.potentials.{module}"), function)()
+
+
 BUILTIN_FACTORIES: dict[str, Callable[[], Callable[[], Any]]] = {
     "gfn2-xtb": lambda: _tblite_factory("GFN2-xTB"),
     "gfn1-xtb": lambda: _tblite_factory("GFN1-xTB"),
     "lj": lambda: _lj_factory,
     "morse": lambda: _morse_factory,
+    "gfn-ff": lambda: _adapter("xtb_gfnff", "gfnff_factory"),
+    "7net-0": lambda: _adapter("sevennet", "sevennet_factory"),
+    "chgnet": lambda: _adapter("chgnet_calc", "chgnet_factory"),
 }
 
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from ase.data import covalent_radii
 
 from pesprobe.data.scan import Scan
-from pesprobe.scan.geometry import angle_scan, bond_grid, bond_scan, crystal_bond_scan, torsion_scan
+from pesprobe.scan.geometry import BOND_RANGE_FACTORS, angle_scan, bond_grid, bond_scan, crystal_bond_scan, torsion_scan
 from pesprobe.scan.graph import bond_graph
 from pesprobe.scan.inputs import Structure
 from pesprobe.scan.label import check_elements, label_frames, relax
@@ -36,7 +37,9 @@ class ScanSettings:
     max_step : float
         Largest relaxation step in Å.
     cutoff : float
-        Crystals: the supercell is at least ``2 * cutoff`` Å wide in every direction.
+        Crystals: the supercell is at least ``2 * cutoff`` Å wide in every direction, and wider
+        than twice the longest scanned distance (plus 0.5 Å), so the moved atom never meets its
+        own image and the minimum-image distance to its neighbour is the scanned one.
     max_failed_fraction : float
         A scan with more failed frames than this fraction is dropped.
     dataset : str
@@ -69,7 +72,8 @@ def supercell_repeats(cell: np.ndarray, min_width: float) -> tuple[int, int, int
 
 
 def prepare(structure: Structure, settings: ScanSettings, factory: Callable[[], Any]) -> Structure:
-    """Check elements, relax (SMILES, or all with ``relax_files``) and, for crystals, build the supercell.
+    """Check elements, relax (SMILES, or all with ``relax_files``) and, for crystals, build the supercell
+    (see :attr:`ScanSettings.cutoff`).
 
     Raises
     ------
@@ -94,7 +98,8 @@ def prepare(structure: Structure, settings: ScanSettings, factory: Callable[[], 
                                    "(the embedded structure is not a minimum of the reference)")
         structure = replace(structure, positions=result.positions, needs_relax=False)
     if structure.periodic:
-        reps = supercell_repeats(structure.cell, 2.0 * settings.cutoff)
+        longest = BOND_RANGE_FACTORS[1] * 2.0 * float(covalent_radii[structure.numbers].max())
+        reps = supercell_repeats(structure.cell, max(2.0 * settings.cutoff, 2.0 * longest + 0.5))
         big = atoms.repeat(reps)
         structure = replace(structure, numbers=big.numbers.copy(), positions=big.positions.copy(),
                             cell=np.asarray(big.cell[:]))
@@ -151,7 +156,8 @@ def generate(plan: ScanPlan, settings: ScanSettings, factory: Callable[[], Any])
                                           f"{labels.errors[first]}", labels.retried, len(grid))
     meta.update({"labels": plan.labels.astype(np.int64), "smiles": s.smiles, "source": s.source,
                  "method": settings.reference, "dataset": settings.dataset, "unperturbed": s.positions.copy(),
-                 "failures": {str(k): v for k, v in sorted(labels.errors.items())}})
+                 "failures": {str(k): v for k, v in sorted(labels.errors.items())},
+                 "retried_frames": int(labels.retried)})
     scan = Scan(id=plan.id, kind=plan.kind, numbers=s.numbers, positions=frames, coordinate=grid,
                 ref_energy=labels.energy, ref_forces=labels.forces, cell=s.cell, pbc=s.pbc, meta=meta)
     note = f"{n_failed} frame(s) failed and are stored as NaN" if n_failed else ""

@@ -140,13 +140,21 @@ class BondCandidate:
     labels: np.ndarray
 
 
+def wanted_bond(z_a: int, z_b: int, wanted: set[str] | None) -> str | None:
+    """The bond type of ``z_a``-``z_b`` if it is ``wanted`` (None: every type without hydrogen), else None."""
+    kind = bond_type(z_a, z_b)
+    if wanted is None:
+        return kind if min(z_a, z_b) > 1 else None
+    return kind if kind in wanted else None
+
+
 def scannable_bonds(graph: BondGraph, types: tuple[str, ...] | None = None) -> list[BondCandidate]:
-    """Bonds outside rings whose type is in ``types`` (all types if None), in index order."""
+    """Bonds outside rings whose type is in ``types`` (None: every type without hydrogen), in index order."""
     wanted = None if types is None else {normalize_bond_type(t) for t in types}
     found = []
     for i, j in graph.edges():
-        kind = bond_type(graph.numbers[i], graph.numbers[j])
-        if wanted is not None and kind not in wanted:
+        kind = wanted_bond(int(graph.numbers[i]), int(graph.numbers[j]), wanted)
+        if kind is None:
             continue
         labels = graph.split(i, j)
         if labels is not None:

@@ -13,7 +13,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from pesprobe.scan.geometry import angle
-from pesprobe.scan.graph import BondGraph, bond_graph, bond_type, normalize_bond_type, scannable_bonds
+from pesprobe.scan.graph import BondGraph, bond_graph, normalize_bond_type, scannable_bonds, wanted_bond
 from pesprobe.scan.inputs import Structure
 
 LINEAR_LIMIT = np.radians(175.0)
@@ -68,7 +68,7 @@ def _pick_end(graph: BondGraph, center: int, exclude: int) -> int | None:
 
 
 def bond_plans(structure: Structure, types: tuple[str, ...] | None) -> list[ScanPlan]:
-    """Bond plans for a molecule: every scannable bond of the requested ``types``."""
+    """Bond plans for a molecule: every scannable bond of the requested ``types`` (None: no X-H bonds)."""
     plans = []
     for cand in scannable_bonds(bond_graph(structure.to_atoms()), types):
         i, j = cand.index
@@ -129,8 +129,8 @@ def crystal_plans(structure: Structure, types: tuple[str, ...] | None, n_primiti
             continue
         k = np.flatnonzero(mask)[np.argmin(dist[mask])]
         neighbor = int(second[k])
-        kind = bond_type(structure.numbers[mover], structure.numbers[neighbor])
-        if wanted is not None and kind not in wanted:
+        kind = wanted_bond(int(structure.numbers[mover]), int(structure.numbers[neighbor]), wanted)
+        if kind is None:
             continue
         labels = np.zeros(len(atoms), dtype=np.int64)
         labels[mover] = 1

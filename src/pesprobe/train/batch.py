@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from pesprobe.data.structures import Structure
+from pesprobe.train.config import ConfigError
 
 
 @dataclass
@@ -127,10 +128,10 @@ class StepSampler:
 
     def __init__(self, n_items: int, global_batch: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         if global_batch % world_size:
-            raise ValueError(f"train.batch_size ({global_batch}) must be a multiple of the number of ranks "
+            raise ConfigError(f"train.batch_size ({global_batch}) must be a multiple of the number of ranks "
                              f"({world_size})")
         if n_items < global_batch:
-            raise ValueError(f"train.batch_size ({global_batch}) exceeds the {n_items} training structures")
+            raise ConfigError(f"train.batch_size ({global_batch}) exceeds the {n_items} training structures")
         self.n_items, self.global_batch, self.seed = n_items, global_batch, seed
         self.rank, self.world_size = rank, world_size
         self.batches_per_epoch = n_items // global_batch

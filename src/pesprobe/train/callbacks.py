@@ -68,8 +68,8 @@ class Validation:
                         compute_forces=True, create_graph=False)
             e_err = ((out["energy"].detach() - batch.energy) / batch.n_atoms)[batch.energy_mask].double()
             f_err = (out["forces"].detach() - batch.forces)[batch.forces_mask].double()
-            sums += torch.stack([e_err.abs().sum(), (e_err**2).sum(), torch.tensor(float(e_err.numel())),
-                                 f_err.abs().sum(), (f_err**2).sum(), torch.tensor(float(f_err.numel()))])
+            sums += torch.stack([e_err.abs().sum(), (e_err**2).sum(), e_err.new_tensor(e_err.numel()),
+                                 f_err.abs().sum(), (f_err**2).sum(), f_err.new_tensor(f_err.numel())])
         model.train(was_training)
         e_abs, e_sq, n_e, f_abs, f_sq, n_f = all_reduce_sum(sums, self.ranks).tolist()
         nan = float("nan")
@@ -88,7 +88,9 @@ class BSCTInTheLoop:
 
     Parameters
     ----------
-    scans : ScanSet
+    scans : str, Path or ScanSet
+        The scan set, or anything :func:`pesprobe.data.load_scans` reads (loaded on first use, so
+        that ranks other than 0 never load it).
     every : int
         Interval, steps.
     device : torch.device
@@ -99,10 +101,21 @@ class BSCTInTheLoop:
 
     all_ranks = False
 
-    def __init__(self, scans: ScanSet, every: int, device: torch.device, dtype: torch.dtype, batch_frames: int):
-        if len(scans) == 0:
-            raise ValueError(f"bsct.scans: no scans could be loaded from {scans.source}")
-        self.scans, self.every, self.device, self.dtype, self.batch_frames = scans, every, device, dtype, batch_frames
+    def __init__(self, scans: str | Path | ScanSet, every: int, device: torch.device, dtype: torch.dtype,
+                 batch_frames: int):
+        self.source, self.every, self.device, self.dtype, self.batch_frames = scans, every, device, dtype, batch_frames
+        self._scans: ScanSet | None = scans if isinstance(scans, ScanSet) else None
+
+    @property
+    def scans(self) -> ScanSet:
+        """The scan set (loaded on first access)."""
+        if self._scans is None:
+            from pesprobe.data import load_scans
+
+            self._scans = load_scans(self.source)
+            if len(self._scans) == 0:
+                raise ValueError(f"bsct.scans: no scans could be loaded from {self.source}")
+        return self._scans
 
     def due(self, step: int, final: bool) -> bool:
         """True at multiples of ``every`` and at the last step."""

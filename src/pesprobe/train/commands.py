@@ -20,11 +20,12 @@ def register(app: typer.Typer) -> None:
         import os
 
         from pesprobe.data.structures import StructureFormatError
+        from pesprobe.models import CheckpointError
         from pesprobe.train import ConfigError, train
 
         try:
             result = train(config, resume=resume, progress=progress)
-        except (ConfigError, StructureFormatError, FileExistsError, FileNotFoundError) as exc:
+        except (ConfigError, StructureFormatError, CheckpointError, FileExistsError, FileNotFoundError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(code=2) from None
         if int(os.environ.get("RANK", "0")) != 0:

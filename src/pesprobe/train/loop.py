@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ class _Trainer:
     """State of one training run (one rank)."""
 
     def __init__(self, config: TrainConfig, ranks: Ranks, resume: bool, progress: bool):
-        from pesprobe.models import build_model, load_checkpoint
+        from pesprobe.models import CheckpointError, build_model, load_checkpoint
 
         self.config, self.ranks, self.progress = config, ranks, progress
         loop = config.train
@@ -148,7 +149,7 @@ class _Trainer:
             _, extra = load_checkpoint(last, map_location=ranks.device)
             state = extra.get("train_state") or {}
             if not state:
-                raise ValueError(f"{last}: not a training checkpoint (no train_state); cannot resume from it")
+                raise CheckpointError(f"{last}: not a training checkpoint (no train_state); cannot resume from it")
             if state["config"]["model"] != config.model:
                 raise ConfigError(f"model: differs from the model section of {last}; cannot resume a different model")
             self.model.load_state_dict(state["model"])
@@ -170,7 +171,11 @@ class _Trainer:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [ranks.device.index] if ranks.device.type == "cuda" else None
-            self.net = DistributedDataParallel(self.model, device_ids=ids)
+            # find_unused_parameters: with the conservative head the last block's token layers do
+            # not reach the energy, so they never get a gradient
+            self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+            # double backward gives some gradients a transposed layout; harmless, but DDP warns
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
 
         if ranks.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -180,12 +185,9 @@ class _Trainer:
         self.best = BestCheckpoints(self.out, self._save, state.get("best"))
         self.evaluators: list[Validation | BSCTInTheLoop] = [
             Validation(self.valid_set, loop.eval_every, loop.valid_batch_size, ranks, self.dtype)]
-        if config.bsct is not None and ranks.is_main:
-            from pesprobe.data import load_scans
-
-            self.evaluators.append(BSCTInTheLoop(load_scans(config.bsct.scans), config.bsct.every, ranks.device,
-                                                 self.dtype, config.bsct.batch_frames))
-        self.has_bsct = config.bsct is not None
+        if config.bsct is not None:
+            self.evaluators.append(BSCTInTheLoop(config.bsct.scans, config.bsct.every, ranks.device, self.dtype,
+                                                 config.bsct.batch_frames))
         self.metrics: dict[str, float] = dict(state.get("metrics") or {})
 
     # ------------------------------------------------------------------ checkpoints
@@ -258,15 +260,15 @@ class _Trainer:
 
     # ------------------------------------------------------------------ evaluations
     def _evaluate(self, final: bool) -> dict[str, float]:
-        due = [e for e in self.evaluators if e.due(self.step, final)]
-        bsct_due = self.has_bsct and (self.step % self.config.bsct.every == 0 or final)
-        if not due and not bsct_due:
-            return {}
+        """Metrics of the evaluators due at this step (rank-0-only ones: the other ranks wait)."""
         metrics: dict[str, float] = {}
-        for evaluator in due:
-            metrics.update(evaluator(self.ema.model, self.step))
-        if bsct_due:
-            barrier(self.ranks)  # the other ranks wait while rank 0 runs BSCT
+        for evaluator in self.evaluators:
+            if not evaluator.due(self.step, final):
+                continue
+            if evaluator.all_ranks or self.ranks.is_main:
+                metrics.update(evaluator(self.ema.model, self.step))
+            if not evaluator.all_ranks:
+                barrier(self.ranks)
         return metrics
 
     # ------------------------------------------------------------------ the run
@@ -275,26 +277,27 @@ class _Trainer:
         loop = self.config.train
         bar = tqdm(total=self.total_steps, initial=self.step, desc="train", unit="step",
                    disable=not (self.progress and self.ranks.is_main), dynamic_ncols=True)
-        window_start, window_structures = time.perf_counter(), 0
+        window_seconds, window_steps = 0.0, 0  # training time since the last record (evaluations excluded)
         with bar:
             while self.step < self.total_steps:
+                tick = time.perf_counter()
                 record = self._train_step()
-                window_structures += self.config.train.batch_size
+                window_seconds += time.perf_counter() - tick
+                window_steps += 1
                 final = self.step == self.total_steps
                 bar.update(1)
                 if self.step % loop.log_every == 0 or final:
-                    elapsed = time.perf_counter() - window_start
-                    record.update(structures_per_s=window_structures / max(elapsed, 1e-9))
+                    record["structures_per_s"] = window_steps * loop.batch_size / max(window_seconds, 1e-9)
                     self.log.write({"event": "train", "step": self.step,
                                     "epoch": self.step / self.sampler.batches_per_epoch, **record})
                     bar.set_postfix(loss=f"{record['loss']:.4g}")
-                    window_start, window_structures = time.perf_counter(), 0
+                    window_seconds, window_steps = 0.0, 0
                 metrics = self._evaluate(final)
                 if metrics:
                     self.metrics = metrics
-                    self.log.write({"event": "eval", "step": self.step, **metrics})
-                    if self.ranks.is_main:
-                        self.best.update(metrics)
+                    improved = self.best.update(metrics) if self.ranks.is_main else []
+                    self.log.write({"event": "eval", "step": self.step, **metrics,
+                                    "saved": [path.name for path in improved]})
                 if self.step % loop.ckpt_every == 0 or final:
                     if self.ranks.is_main:
                         self._save(self.out / LAST)

@@ -1,0 +1,134 @@
+"""CLI commands of the MD stability test: ``pesprobe md`` and ``pesprobe correlate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Data = Annotated[Optional[Path], typer.Option(help="Molecules: extended XYZ file, or a scan set (published-layout "
+                                              "folder or compact .npz; its unperturbed geometries). "
+                                              "Default: the scans embedded in pesprobe.")]
+Temperature = Annotated[float, typer.Option(help="Initial Maxwell-Boltzmann (and NVT bath) temperature T0, K.")]
+Timestep = Annotated[float, typer.Option(help="Time step, fs.")]
+Length = Annotated[float, typer.Option(help="Trajectory length, ps.")]
+Seeds = Annotated[str, typer.Option(help="Comma-separated seeds: one trajectory per seed and molecule.")]
+Ensemble = Annotated[str, typer.Option(help="nve (velocity Verlet) or nvt (Langevin).")]
+Friction = Annotated[float, typer.Option(help="Langevin friction, 1/fs (NVT).")]
+SaveEvery = Annotated[int, typer.Option(help="Trajectory frame every K steps (0: none).")]
+LogEvery = Annotated[int, typer.Option(help="Energy/temperature sample every K steps.")]
+BondTol = Annotated[float, typer.Option(help="Failure: a t=0 covalent bond deviating by more than this, Å.")]
+FlyApart = Annotated[float, typer.Option(help="Failure: an atom's nearest-neighbour distance growing by more "
+                                              "than this, Å.")]
+EnergyTol = Annotated[float, typer.Option(help="Failure (NVE): total energy leaving E_tot(0) by more than this, "
+                                               "eV/atom.")]
+SpikeWindow = Annotated[float, typer.Option(help="Window of the temperature-spike measure, fs.")]
+Engine = Annotated[str, typer.Option(help="auto (batched for torch models), ase or batched.")]
+Jobs = Annotated[int, typer.Option(min=1, help="Worker processes for ASE trajectories.")]
+Plots = Annotated[bool, typer.Option("--plots/--no-plots", help="Write figures.")]
+Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse finished trajectories in OUT.")]
+
+
+def _config(temperature: float, timestep: float, length: float, seeds: str, ensemble: str, friction: float,
+            save_every: int, log_every: int, bond_tolerance: float, fly_apart: float, energy_tolerance: float,
+            spike_window: float):
+    from pesprobe.md.config import MDConfig
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--seeds: expected comma-separated integers, got {seeds!r}") from None
+    try:
+        return MDConfig(temperature_K=temperature, timestep_fs=timestep, length_ps=length, seeds=seed_list,
+                        ensemble=ensemble, friction_per_fs=friction, save_every=save_every, log_every=log_every,
+                        bond_tolerance_A=bond_tolerance, fly_apart_A=fly_apart,
+                        energy_tolerance_eV_atom=energy_tolerance, spike_window_fs=spike_window)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _data(data: Path | None) -> Path:
+    if data is not None:
+        return data
+    from pesprobe.data.embedded import embedded_scans_path
+
+    return embedded_scans_path()
+
+
+def md(
+    calc: Annotated[str, typer.Option(help="Potential SPEC: gfn2-xtb, lj, morse, pesprobe:CHECKPOINT, or "
+                                           "MODULE:FACTORY returning an ASE calculator or a torch model.")] = "gfn2-xtb",
+    data: Data = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("md_out"),
+    temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",
+    ensemble: Ensemble = "nve", friction: Friction = 0.01, save_every: SaveEvery = 100, log_every: LogEvery = 1,
+    bond_tolerance: BondTol = 0.5, fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
+    spike_window: SpikeWindow = 5.0, engine: Engine = "auto", jobs: Jobs = 1,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batched engine: trajectories per batch "
+                                                              "(default: all).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="Batched engine: torch device.")] = None,
+    plots: Plots = True, resume: Resume = True,
+) -> None:
+    """MD stability test: NVE/NVT trajectories per molecule and seed, failures and stability measures."""
+    from pesprobe.md.study import run_stability
+    from pesprobe.potentials.registry import SpecError
+
+    config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
+                     bond_tolerance, fly_apart, energy_tolerance, spike_window)
+    try:
+        result = run_stability(calc, _data(data), config, out=out, engine=engine, jobs=jobs, batch_size=batch_size,
+                               device=device, plots=plots, resume=resume)
+    except (SpecError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    s = result.summary
+    typer.echo(f"{result.potential} ({result.engine} engine): {s['n_failed']}/{s['n_trajectories']} trajectories "
+               f"failed {s['failures_by_criterion'] or ''}")
+    for mol, values in result.molecules.items():
+        typer.echo(f"  {mol}: failed {values['failure_fraction']:.0%}, time to failure "
+                   f"{values['time_to_failure_ps']:.3g} ps, drift {values['energy_drift_meV_atom_ps']:.3g} "
+                   f"meV/atom/ps, T jump {values['temperature_jump_K']:.3g} K")
+    typer.echo(f"wrote {out}/results.json, trajectories.csv, molecules.csv" + (", plots/" if plots else ""))
+
+
+def correlate(
+    calcs: Annotated[list[str], typer.Argument(help="Potential SPECs (at least two for a correlation across "
+                                                    "potentials).")],
+    data: Data = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("correlate_out"),
+    temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",
+    ensemble: Ensemble = "nve", friction: Friction = 0.01, save_every: SaveEvery = 100, log_every: LogEvery = 1,
+    bond_tolerance: BondTol = 0.5, fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
+    spike_window: SpikeWindow = 5.0, engine: Engine = "auto", jobs: Jobs = 1,
+    bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples for the 95% CIs.")] = 2000,
+    permutations: Annotated[int, typer.Option(min=10, help="Permutations for the p-values.")] = 5000,
+    plots: Plots = True,
+) -> None:
+    """BSCT and MD stability for several potentials on the same molecules; rank correlations of FSD with
+    instability (Spearman, Kendall; bootstrap CIs; permutation p) and the MD/BSCT cost ratio."""
+    from pesprobe.md.correlate import correlate as run_correlate
+    from pesprobe.potentials.registry import SpecError
+
+    config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
+                     bond_tolerance, fly_apart, energy_tolerance, spike_window)
+    try:
+        result = run_correlate(calcs, _data(data), config, out=out, n_bootstrap=bootstrap,
+                               n_permutations=permutations, engine=engine, jobs=jobs, plots=plots)
+    except (SpecError, FileNotFoundError, ValueError, KeyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo("pooled Spearman rho of FSD (full) with each instability measure [95% CI], permutation p:")
+    for row in result.correlations:
+        if row["group"] == "pooled" and row["fsd"] == "full_smoothness" and row["method"] == "spearman":
+            typer.echo(f"  {row['measure']:<30} {row['value']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]  "
+                       f"p = {row['p_value']:.3g}  (n = {row['n']})")
+    c = result.cost
+    typer.echo(f"cost: MD {c['md_seconds']:.3g} s / BSCT {c['bsct_seconds']:.3g} s = {c['ratio']:.3g}x")
+    typer.echo(f"wrote {out}/correlation.json, correlations.csv, pairs.csv" + (", plots/scatter.png" if plots else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``md`` and ``correlate`` to the CLI."""
+    app.command("md")(md)
+    app.command("correlate")(correlate)

@@ -1,0 +1,197 @@
+"""``correlate``: does the cheap static test (BSCT's FSD) rank potentials and molecules the way
+the expensive one (MD stability) does? Rank correlations with uncertainty, and the cost ratio."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from pesprobe.data.atomic import atomic_write, atomic_write_json
+from pesprobe.data.scan import ScanSet
+from pesprobe.md.analysis import INSTABILITY_MEASURES
+from pesprobe.md.config import MDConfig
+from pesprobe.md.stats import METHODS, rank_correlation
+from pesprobe.md.study import StabilityResult, _clean, _csv, run_stability
+from pesprobe.md.systems import molecules_from_scans
+
+#: The FSD variants correlated (BSCT result names).
+FSD_METRICS = ("full_smoothness", "compress_smoothness", "stretch_smoothness")
+
+
+@dataclass
+class CorrelationResult:
+    """Paired BSCT/MD data and their rank correlations.
+
+    Attributes
+    ----------
+    pairs : list of dict
+        One row per (potential, molecule): the FSD values and the instability measures.
+    correlations : list of dict
+        One row per (group, FSD metric, measure, method): ``group`` is ``"pooled"`` (all pairs),
+        ``"potential=<name>"`` (across molecules) or ``"molecule=<id>"`` (across potentials);
+        ``n``, ``value``, ``ci_low``, ``ci_high``, ``p_value``.
+    cost : dict
+        ``bsct_seconds``, ``md_seconds`` and ``ratio`` (MD / BSCT), overall and per potential.
+    """
+
+    pairs: list[dict[str, Any]]
+    correlations: list[dict[str, Any]]
+    cost: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, group: str = "pooled", fsd: str = "full_smoothness", measure: str = "early_failure",
+            method: str = "spearman") -> dict[str, Any]:
+        """The correlation row of one (group, FSD metric, measure, method)."""
+        for row in self.correlations:
+            if (row["group"], row["fsd"], row["measure"], row["method"]) == (group, fsd, measure, method):
+                return row
+        raise KeyError(f"no correlation for group={group!r}, fsd={fsd!r}, measure={measure!r}, method={method!r}")
+
+    def write(self, out: str | Path, plots: bool = True) -> None:
+        """``correlation.json``, ``correlations.csv``, ``pairs.csv`` and ``plots/scatter.png``."""
+        out = Path(out)
+        atomic_write_json(out / "correlation.json", _clean({"cost": self.cost, "correlations": self.correlations,
+                                                            "pairs": self.pairs}))
+        atomic_write(out / "correlations.csv", _csv(self.correlations))
+        atomic_write(out / "pairs.csv", _csv(self.pairs))
+        if plots:
+            from pesprobe.md.plots import plot_scatter
+
+            plot_scatter(self, out / "plots" / "scatter.png")
+
+
+def _label_key(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "potential"
+
+
+def _named(potentials: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
+    if isinstance(potentials, Mapping):
+        named = dict(potentials)
+    else:
+        named = {}
+        for spec in potentials:
+            if not isinstance(spec, str):
+                raise TypeError("give potentials as SPEC strings or as a {name: potential} mapping")
+            named[spec] = spec
+    if len(named) < 1:
+        raise ValueError("correlate needs at least one potential")
+    keys = [_label_key(k) for k in named]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"potential names must stay distinct as folder names: {list(named)}")
+    return named
+
+
+def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | ScanSet,
+              config: MDConfig | None = None, out: str | Path | None = None,
+              measures: Sequence[str] = INSTABILITY_MEASURES, fsd: Sequence[str] = FSD_METRICS,
+              methods: Sequence[str] = METHODS, n_bootstrap: int = 2000, n_permutations: int = 5000, seed: int = 0,
+              engine: str = "auto", jobs: int = 1, plots: bool = True, progress: bool = True) -> CorrelationResult:
+    """Run BSCT and the MD stability test for every potential on the same molecules, and
+    correlate FSD with each instability measure.
+
+    Parameters
+    ----------
+    potentials : sequence of SPEC or mapping name -> potential
+        SPEC strings, or any potential :func:`pesprobe.evaluate.evaluate` and
+        :func:`pesprobe.md.run_stability` accept, under display names.
+    data : path or ScanSet
+        Scan set: BSCT runs on its scans, MD starts from each scan's unperturbed geometry
+        (molecule id = scan id).
+    config : MDConfig, optional
+        MD settings.
+    out : path, optional
+        Output folder: ``<potential>/bsct`` and ``<potential>/md`` (each resumable: a second call
+        reads the saved results), ``correlation.json``, ``correlations.csv``, ``pairs.csv``,
+        ``plots/scatter.png``.
+    measures : sequence of str
+        Per-molecule instability measures (larger = less stable; see
+        :data:`pesprobe.md.analysis.INSTABILITY_MEASURES`).
+    fsd : sequence of str
+        FSD variants.
+    methods : sequence of str
+        ``"spearman"`` and/or ``"kendall"``.
+    n_bootstrap, n_permutations, seed : int
+        Resampling settings (:func:`pesprobe.md.stats.rank_correlation`).
+    engine, jobs : str, int
+        MD engine and ASE worker processes (BSCT uses ``jobs`` workers too).
+    plots, progress : bool
+
+    Returns
+    -------
+    CorrelationResult
+    """
+    from pesprobe.data import load_scans
+    from pesprobe.evaluate import evaluate
+
+    named = _named(potentials)
+    scanset = data if isinstance(data, ScanSet) else load_scans(data)
+    molecules = molecules_from_scans(scanset)
+    config = config or MDConfig()
+    pairs: list[dict[str, Any]] = []
+    cost: dict[str, Any] = {"per_potential": {}}
+    for label, potential in tqdm(named.items(), desc="potentials", disable=not progress or len(named) < 2):
+        folder = None if out is None else Path(out) / _label_key(label)
+        bsct = evaluate(potential, scanset, out=None if folder is None else folder / "bsct", jobs=jobs,
+                        progress=progress, name=label)
+        md = run_stability(potential, molecules, config, out=None if folder is None else folder / "md",
+                           engine=engine, jobs=jobs, plots=plots, progress=progress, name=label)
+        systems = bsct.systems
+        bsct_seconds = float(sum(systems[m.id].get("seconds", 0.0) for m in molecules)) or bsct.wall_seconds
+        cost["per_potential"][label] = _ratio(bsct_seconds, md.wall_seconds)
+        pairs.extend(_pairs(label, systems, md, fsd, measures))
+    bsct_total = sum(c["bsct_seconds"] for c in cost["per_potential"].values())
+    md_total = sum(c["md_seconds"] for c in cost["per_potential"].values())
+    cost.update(_ratio(bsct_total, md_total))
+    correlations = _correlations(pairs, fsd, measures, methods, n_bootstrap, n_permutations, seed)
+    result = CorrelationResult(pairs=pairs, correlations=correlations, cost=cost)
+    if out is not None:
+        result.write(out, plots=plots)
+    return result
+
+
+def _ratio(bsct_seconds: float, md_seconds: float) -> dict[str, float]:
+    ratio = md_seconds / bsct_seconds if bsct_seconds > 0 else math.nan
+    return {"bsct_seconds": bsct_seconds, "md_seconds": md_seconds, "ratio": ratio}
+
+
+def _pairs(label: str, systems: dict[str, dict], md: StabilityResult, fsd: Sequence[str],
+           measures: Sequence[str]) -> list[dict[str, Any]]:
+    rows = []
+    for mol, values in md.molecules.items():
+        if mol not in systems:
+            raise KeyError(f"molecule {mol!r} has MD results but no BSCT result for potential {label!r}")
+        row: dict[str, Any] = {"potential": label, "molecule": mol}
+        for name in fsd:
+            row[name] = float(systems[mol].get(name, math.nan))
+        for name in measures:
+            if name not in values:
+                raise KeyError(f"unknown stability measure {name!r}; known: {', '.join(sorted(values))}")
+            row[name] = values[name]
+        rows.append(row)
+    return rows
+
+
+def _correlations(pairs: list[dict[str, Any]], fsd: Sequence[str], measures: Sequence[str], methods: Sequence[str],
+                  n_bootstrap: int, n_permutations: int, seed: int) -> list[dict[str, Any]]:
+    groups: dict[str, list[dict[str, Any]]] = {"pooled": pairs}
+    for key in ("potential", "molecule"):
+        for value in dict.fromkeys(row[key] for row in pairs):
+            members = [row for row in pairs if row[key] == value]
+            if len(members) >= 3:
+                groups[f"{key}={value}"] = members
+    out = []
+    for group, rows in groups.items():
+        for f in fsd:
+            x = np.array([row[f] for row in rows], dtype=float)
+            for m in measures:
+                y = np.array([row[m] for row in rows], dtype=float)
+                for method in methods:
+                    rc = rank_correlation(x, y, method, n_bootstrap, n_permutations, seed)
+                    out.append({"group": group, "fsd": f, "measure": m, **rc.as_dict()})
+    return out

@@ -1,0 +1,137 @@
+"""FSD vs MD stability: a family of potentials of known roughness, a smooth control, the statistics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.optimize import FIRE
+from scipy import stats
+
+from pesprobe.data.scan import Scan, ScanSet
+from pesprobe.md import MDConfig, correlate
+from pesprobe.md.stats import rank_correlation
+from pesprobe.md.synthetic import SyntheticPairCalculator
+from pesprobe.potentials.ase_adapter import AseCalculatorPotential
+
+STEPS = (0.0, 0.01, 0.02, 0.04, 0.08)       # cutoff-discontinuity heights, eV
+BUMPS = (0.02, 0.04, 0.08)                  # smooth-bump heights, eV (control)
+
+
+def _bond_scan(n: int, seed: int) -> Scan:
+    """Stretch the shortest bond of a relaxed C_n cluster; reference = the smooth Morse potential."""
+    atoms = Atoms(f"C{n}", positions=np.random.default_rng(seed).normal(size=(n, 3)))
+    atoms.calc = SyntheticPairCalculator()
+    FIRE(atoms, logfile=None).run(fmax=1e-5, steps=5000)
+    pos, d = atoms.positions, atoms.get_all_distances()
+    i, j = np.unravel_index(np.argmin(d + 9 * np.eye(n)), d.shape)
+    unit = (pos[j] - pos[i]) / d[i, j]
+    grid = np.arange(-0.25, 0.5001, 0.01)
+    frames = np.stack([pos + np.outer(np.arange(n) == j, unit) * g for g in grid])
+    ref = AseCalculatorPotential(lambda: SyntheticPairCalculator()).predict(atoms.numbers, frames)
+    return Scan(id=f"C-C/{n}{seed}", kind="bond", numbers=atoms.numbers, positions=frames, coordinate=d[i, j] + grid,
+                ref_energy=ref.energy, ref_forces=ref.forces, meta={"unperturbed": pos.copy(), "bond": "C-C"})
+
+
+@pytest.fixture(scope="module")
+def scans() -> ScanSet:
+    return ScanSet([_bond_scan(5, 1), _bond_scan(6, 1), _bond_scan(7, 3)])
+
+
+CFG = MDConfig(length_ps=0.1, seeds=(0,), save_every=0, energy_tolerance_eV_atom=0.03)
+
+
+@pytest.fixture(scope="module")
+def rough(scans, tmp_path_factory):
+    family = {f"step{a}": (lambda a=a: SyntheticPairCalculator(step_eV=a)) for a in STEPS}
+    out = tmp_path_factory.mktemp("corr") / "rough"
+    return correlate(family, scans, CFG, out=out, n_bootstrap=300, n_permutations=500, progress=False), out
+
+
+@pytest.fixture(scope="module")
+def control(scans):
+    family = {"ref": lambda: SyntheticPairCalculator()}
+    family.update({f"bump{a}": (lambda a=a: SyntheticPairCalculator(smooth_eV=a)) for a in BUMPS})
+    return correlate(family, scans, CFG, n_bootstrap=300, n_permutations=500, progress=False, plots=False)
+
+
+def _per_potential(result, key):
+    out = {}
+    for row in result.pairs:
+        out.setdefault(row["potential"], []).append(row[key])
+    return {k: float(np.mean(v)) for k, v in out.items()}
+
+
+def test_fsd_and_instability_grow_with_roughness(rough):
+    result, _ = rough
+    fsd = _per_potential(result, "full_smoothness")
+    excursion = _per_potential(result, "energy_excursion_meV_atom")
+    early = _per_potential(result, "early_failure")
+    names = [f"step{a}" for a in STEPS]
+    assert fsd[names[0]] == 0.0
+    assert all(fsd[a] < fsd[b] for a, b in zip(names, names[1:])), fsd
+    assert excursion[names[0]] < 1.0 < excursion[names[1]]
+    assert all(excursion[a] < excursion[b] for a, b in zip(names[:3], names[1:3])), excursion
+    assert early[names[0]] == early[names[1]] == 0.0 and early[names[-1]] > 0.9
+
+
+def test_reported_correlation_is_strongly_positive(rough):
+    result, out = rough
+    for measure in ("energy_excursion_meV_atom", "early_failure", "abs_energy_drift_meV_atom_ps"):
+        row = result.get("pooled", "full_smoothness", measure, "spearman")
+        assert row["n"] == 15 and row["value"] > 0.6 and row["ci_low"] > 0.2 and row["p_value"] < 0.01, row
+        assert result.get("pooled", "full_smoothness", measure, "kendall")["value"] > 0.4
+    # per molecule, across the five potentials: perfectly ordered excursion
+    for mol in ("C-C/51", "C-C/61", "C-C/73"):
+        row = result.get(f"molecule={mol}", "full_smoothness", "energy_excursion_meV_atom", "spearman")
+        assert row["n"] == 5 and row["value"] > 0.85
+    assert result.cost["ratio"] > 1.0 and result.cost["md_seconds"] > 0
+    data = json.loads((out / "correlation.json").read_text())
+    assert len(data["pairs"]) == 15 and data["cost"]["per_potential"].keys() == set(f"step{a}" for a in STEPS)
+    assert (out / "plots" / "scatter.png").stat().st_size > 20_000
+    assert (out / "step0.08" / "md" / "results.json").exists() and (out / "step0.08" / "bsct" / "results.json").exists()
+    # the saved results are read back: a second call integrates nothing
+    again = correlate({f"step{a}": (lambda a=a: SyntheticPairCalculator(step_eV=a)) for a in STEPS}, result_scans(out),
+                      CFG, out=out, n_bootstrap=300, n_permutations=500, progress=False, plots=False)
+    assert again.pairs == result.pairs
+
+
+def result_scans(out):
+    """The scan set the rough fixture used (rebuilt: scans are deterministic)."""
+    return ScanSet([_bond_scan(5, 1), _bond_scan(6, 1), _bond_scan(7, 3)])
+
+
+def test_smooth_control_shows_no_spurious_signal(control, rough):
+    fsd = _per_potential(control, "full_smoothness")
+    excursion = _per_potential(control, "energy_excursion_meV_atom")
+    assert all(r["failure_fraction"] == 0 for r in control.pairs)
+    # MD is as stable as the reference for every smooth potential
+    assert max(excursion.values()) < 1.0
+    # the smooth term moves FSD far less than the smallest discontinuity does
+    rough_fsd = _per_potential(rough[0], "full_smoothness")
+    assert max(fsd.values()) < 0.5 * rough_fsd["step0.01"]
+    # constant instability measures give no correlation at all, not a spurious one
+    for measure in ("failure_fraction", "early_failure"):
+        assert np.isnan(control.get("pooled", "full_smoothness", measure, "spearman")["value"])
+
+
+def test_rank_correlation_matches_scipy_and_calibrates():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=25)
+    y = x + rng.normal(size=25)
+    y[:3] = y[3]  # ties
+    for method, ref in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
+        rc = rank_correlation(x, y, method, n_bootstrap=400, n_permutations=400)
+        assert rc.value == pytest.approx(ref(x, y).statistic, abs=1e-12)
+        assert rc.ci_low < rc.value < rc.ci_high and rc.p_value < 0.05
+        null = rank_correlation(x, rng.normal(size=25), method, n_bootstrap=400, n_permutations=400)
+        assert null.ci_low < 0 < null.ci_high and null.p_value > 0.05
+    exact = rank_correlation([1, 2, 3, 4, 5], [2, 4, 6, 8, 11])
+    assert exact.value == 1.0 and exact.p_value == pytest.approx(2 / 120)
+    with_nan = rank_correlation([1, 2, np.nan, 4, 5], [1, 2, 3, 4, 5])
+    assert with_nan.n == 4
+    assert np.isnan(rank_correlation([1, 2, 3], [5, 5, 5]).value)
+    with pytest.raises(ValueError, match="method"):
+        rank_correlation([1, 2, 3], [1, 2, 3], "pearson")
