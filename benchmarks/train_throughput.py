@@ -6,7 +6,7 @@ prints structures per second and seconds per step, measured over the steps after
 clusters of ``--cluster`` larger molecules (about 12 atoms each) side by side, closer to the
 size of SPICE molecules.
 
-    python benchmarks/train_throughput.py [--steps 30] [--batch-sizes 4 8 16] [--threads 2] [--cluster 3]
+    python benchmarks/train_throughput.py [--steps 30] [--batch-sizes 4 8 16] [--threads 1] [--cluster 3]
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30, help="timed steps per batch size")
     parser.add_argument("--warmup", type=int, default=3, help="untimed first steps")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 8, 16])
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1 is fastest for these small graphs on a shared machine)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cluster", type=int, default=3, help="molecules per structure of the second set")

@@ -198,6 +198,8 @@ def _sample_task(structure: Structure, index: int, settings: SampleSettings,
         return structure.name, frames, notes, ""
     except PreparationError as exc:
         return structure.name, [], [], str(exc)
+    except Exception as exc:  # noqa: BLE001 - one molecule must not end the batch
+        return structure.name, [], [], f"{structure.name}: sampling failed: {type(exc).__name__}: {exc}"
 
 
 def extxyz_text(frames: list[Atoms]) -> str:

@@ -8,7 +8,6 @@ results cached per (potential, scan) so that an interrupted run resumes.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,19 +23,14 @@ from pesprobe.evaluate.result import BSCTResult
 from pesprobe.metrics import scan_metrics
 from pesprobe.potentials.base import Potential, Predictions
 from pesprobe.potentials.registry import as_potential, resolve
+from pesprobe.potentials.threads import limit_threads
 
 # Worker-process state, set before the pool forks (or in the initializer with spawn).
 _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(potential: Potential | None, spec: str | None, scans: list[Scan] | None) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
+    limit_threads(1)
     if potential is None and spec is not None:
         potential = resolve(spec)
     _WORKER["potential"] = potential

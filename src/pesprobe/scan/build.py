@@ -14,12 +14,10 @@ Output of :func:`build_scans` with ``out=DIR``:
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import multiprocessing as mp
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -34,27 +32,13 @@ from pesprobe.data.atomic import atomic_write, atomic_write_json
 from pesprobe.data.compact import read_compact, write_compact
 from pesprobe.data.published import write_published
 from pesprobe.data.scan import LoadProblem, Scan, ScanSet
+from pesprobe.potentials.threads import limit_threads
 from pesprobe.scan.generate import PreparationError, ScanOutcome, ScanSettings, generate, prepare
 from pesprobe.scan.inputs import Structure, unique_names
 from pesprobe.scan.plan import ScanPlan, angle_plans, bond_plans, crystal_plans, select, torsion_plans
 
 KINDS = ("bond", "angle", "torsion")
 _WORKER: dict[str, Any] = {}
-
-
-def limit_threads(threads: int = 1) -> None:
-    """Set the OpenMP (tblite) and torch thread count of this process.
-
-    tblite's OpenMP threads busy-wait: on a loaded machine two threads for a 10-atom molecule are
-    ~30 times slower than one, so scan generation runs one thread per job by default.
-    """
-    os.environ["OMP_NUM_THREADS"] = str(int(threads))  # for libraries loaded later (torch)
-    try:
-        ctypes.CDLL("libgomp.so.1").omp_set_num_threads(int(threads))
-    except OSError:
-        pass
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(int(threads))
 
 
 def _init_worker(reference: str, threads: int) -> None:

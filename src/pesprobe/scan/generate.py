@@ -147,7 +147,11 @@ def generate(plan: ScanPlan, settings: ScanSettings, factory: Callable[[], Any])
         frames, grid, meta = _frames(plan, settings)
     except ValueError as exc:
         return ScanOutcome(plan.id, None, f"scan {plan.id} dropped: {exc}")
-    labels = label_frames(factory, s.numbers, frames, s.cell, s.pbc)
+    try:
+        labels = label_frames(factory, s.numbers, frames, s.cell, s.pbc)
+    except Exception as exc:  # noqa: BLE001 - e.g. a factory that cannot make a calculator
+        return ScanOutcome(plan.id, None, f"scan {plan.id} dropped: reference {settings.reference} unusable: "
+                                          f"{type(exc).__name__}: {exc}")
     n_failed = len(labels.errors)
     if labels.failed_fraction > settings.max_failed_fraction:
         first = min(labels.errors)

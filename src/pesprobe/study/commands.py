@@ -1,4 +1,4 @@
-"""CLI commands of the study package: ``pesprobe leaderboard``."""
+"""CLI commands of the study package: ``pesprobe leaderboard`` and ``pesprobe study``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,54 @@ def leaderboard(
         raise typer.Exit(1)
 
 
+def study(
+    study_file: Annotated[Optional[str], typer.Argument(
+        metavar="[STUDY]", help="Study YAML file, or a shipped study: default (the paper's design sequence), "
+                                "quick. Default: default.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Run the shipped quick study (a smoke test of every "
+                                                        "stage, about a minute on 2 CPU cores).")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (study.json, study.csv, report.html, "
+                                                     "variants/). Default: study-<name of the study file>.")] = None,
+    build_data: Annotated[bool, typer.Option("--build-data", help="Build missing training data and scans from "
+                                                                  "the study's build: recipes first.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:N or auto (overrides the study's "
+                                                       "device).")] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+) -> None:
+    """Ablation study: train each model variant on the same data and budget, then BSCT, MD stability and
+    their rank correlation; writes study.json, study.csv and a self-contained report.html. Resumable."""
+    from pesprobe.data.structures import StructureFormatError
+    from pesprobe.models import CheckpointError
+    from pesprobe.study.analysis import COLUMNS, formatted, table_rows
+    from pesprobe.study.config import StudyError, load_study
+    from pesprobe.study.data import MissingDataError
+    from pesprobe.study.runner import run_study
+    from pesprobe.train import ConfigError
+
+    if quick and study_file is not None:
+        raise typer.BadParameter("give a study file or --quick, not both", param_hint="--quick")
+    name = "quick" if quick else (study_file or "default")
+    try:
+        config = load_study(name)
+        if device is not None:
+            config.device = device
+        folder = out if out is not None else Path(f"study-{Path(name).stem}")
+        result = run_study(config, folder, build_data=build_data, progress=progress,
+                           log=lambda line: typer.echo(line, err=True))
+    except MissingDataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except (StudyError, ConfigError, CheckpointError, StructureFormatError, FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from pesprobe.report.tables import markdown_table
+
+    typer.echo(markdown_table([h for _, h, _, _ in COLUMNS], [formatted(r) for r in table_rows(result.variants)]))
+    typer.echo(f"\n{len(result.variants)} variants in {result.seconds:.0f} s; wrote {folder}/study.json, "
+               f"study.csv, report.html")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``leaderboard`` to the CLI."""
     app.command("leaderboard")(leaderboard)
+    app.command("study")(study)

@@ -1,0 +1,342 @@
+"""``run_study``: train every variant, run BSCT and MD on it, then compare and report.
+
+Output folder ``OUT``::
+
+    OUT/study.json, study.csv, report.html      the study (written after every variant)
+    OUT/plots/                                   figures embedded in report.html
+    OUT/variants/<name>/train/                   pesprobe train output (last.pt, log.jsonl ...)
+    OUT/variants/<name>/bsct/                    BSCT results and prediction cache
+    OUT/variants/<name>/md/                      MD stability results, per-trajectory files, plots
+    OUT/variants/<name>/result.json              the variant's numbers (its completion mark)
+
+Resuming: a variant whose ``result.json`` matches the current settings is reused as is; an
+interrupted training continues from ``train/last.pt``; BSCT and MD reuse their finished scans
+and trajectories. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pesprobe.data.atomic import atomic_write_json
+from pesprobe.data.scan import ScanSet
+from pesprobe.study.config import StudyConfig, StudyError, Variant, digest
+
+#: BSCT numbers kept per variant (means over the scans; see :func:`pesprobe.metrics.summarize`).
+BSCT_KEYS = ("full_smoothness", "compress_smoothness", "stretch_smoothness", "full_energy_mae", "full_forces_mae")
+#: Per-scan BSCT values kept for the distributions, the worst-case plots and the correlation.
+SCAN_KEYS = ("full_smoothness", "compress_smoothness", "stretch_smoothness", "spurious_minima",
+             "energy_force_consistency")
+
+
+@dataclass
+class VariantResult:
+    """Everything measured for one variant.
+
+    Attributes
+    ----------
+    name, label : str
+    extends : str or None
+    model : dict
+        Resolved ModelConfig overrides.
+    steps : int
+        Optimizer steps trained.
+    key : str
+        Hash of every setting that shapes these numbers (resume check).
+    identity : str
+        BSCT identity of the trained model (key of its prediction cache).
+    valid : dict
+        ``valid_energy_mae`` (eV/atom), ``valid_forces_mae`` (eV/Å) and RMSEs of the final model;
+        ``n_train``, ``n_valid`` structures.
+    bsct : dict
+        Means over the scans of :data:`BSCT_KEYS` (FSD 1/Å, MAE eV and eV/Å), ``spurious_minima``
+        (mean count per scan), ``energy_force_consistency`` (median over scans, eV),
+        ``n_failed_frames``, ``n_scans``.
+    scans : dict
+        ``{scan id: {metric: value}}`` for :data:`SCAN_KEYS`.
+    md : dict
+        ``n_trajectories``, ``n_failed``, ``failures_by_criterion`` and the mean of each stability
+        measure over all trajectories (see :class:`pesprobe.md.StabilityResult`).
+    molecules : dict
+        ``{molecule id: {measure: value}}``: MD measures per molecule (means over seeds).
+    seconds : dict
+        Wall time of ``train`` (this and earlier interrupted calls), ``bsct`` (model time summed
+        over the scans) and ``md`` (summed over trajectories), s.
+    """
+
+    name: str
+    label: str
+    extends: str | None
+    model: dict[str, Any]
+    steps: int
+    key: str
+    identity: str
+    valid: dict[str, float] = field(default_factory=dict)
+    bsct: dict[str, Any] = field(default_factory=dict)
+    scans: dict[str, dict[str, float]] = field(default_factory=dict)
+    md: dict[str, Any] = field(default_factory=dict)
+    molecules: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN as null); :meth:`from_json` inverts it."""
+        return _clean(asdict(self))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VariantResult:
+        """Inverse of :meth:`to_json` (null back to NaN)."""
+        return cls(**_unclean(data))
+
+
+def _clean(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _unclean(obj: Any) -> Any:
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: (v if k in ("extends",) else _unclean(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unclean(v) for v in obj]
+    return obj
+
+
+@dataclass
+class StudyResult:
+    """The variants' results and where they were written.
+
+    Attributes
+    ----------
+    config : StudyConfig
+    variants : list of VariantResult
+        In study order (only the finished ones).
+    scans : ScanSet
+        The BSCT scans used.
+    md_molecules : list of str
+        Ids of the MD molecules (scan ids).
+    out : Path
+    seconds : float
+        Wall time of this call, s.
+    """
+
+    config: StudyConfig
+    variants: list[VariantResult]
+    scans: ScanSet
+    md_molecules: list[str]
+    out: Path
+    seconds: float = 0.0
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, or of every file under a folder (sorted)."""
+    from pesprobe.data.loader import content_key
+
+    if path.is_dir():
+        return content_key(path)
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other values unchanged."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class _Study:
+    """State of one :func:`run_study` call."""
+
+    def __init__(self, config: StudyConfig, out: Path, progress: bool, log: Callable[[str], None]) -> None:
+        from pesprobe.data import load_scans
+        from pesprobe.study.data import md_molecules, spread
+
+        self.config, self.out, self.progress, self.log = config, out, progress, log
+        self.device = resolve_device(config.device)
+        self.scans = spread(load_scans(config.scans_path), config.bsct_max_scans)
+        if not len(self.scans):
+            raise StudyError(f"data.scans: no scans could be loaded from {config.scans_path}")
+        self.molecules = md_molecules(self.scans, config.md_molecules)
+        self.md_config = config.md_config()
+        data = [p for p in (config.train_path, config.valid_path) if p is not None]
+        self.data_key = digest({str(p): file_digest(p) for p in data})
+        self.eval_key = digest({"scans": [s.content_hash() for s in self.scans],
+                                "molecules": [m.id for m in self.molecules], "md": self.md_config.to_dict(),
+                                "batch_frames": config.bsct_batch_frames})
+
+    # ------------------------------------------------------------------ training
+    def train_config(self, variant: Variant, steps: int):
+        """The :class:`~pesprobe.train.TrainConfig` of ``variant``."""
+        from pesprobe.train import TrainConfig
+
+        c = self.config
+        loop = {"eval_every": max(1, steps // 4), "ckpt_every": max(1, steps // 10), "log_every": max(1, steps // 50),
+                **c.train, "steps": steps, "seed": c.seed, "device": c.device,
+                "out": str(self.folder(variant) / "train")}
+        data = {"train": [str(c.train_path)], "valid": [str(c.valid_path)] if c.valid_path else [],
+                "valid_fraction": c.valid_fraction, "seed": c.seed}
+        return TrainConfig.from_dict({"model": dict(variant.model), "data": data, "train": loop})
+
+    def steps(self, variant: Variant) -> int:
+        """The variant's step budget; a minutes budget is measured once and stored in ``budget.json``."""
+        c = self.config
+        if c.steps is not None:
+            return c.steps
+        from pesprobe.study.budget import steps_for_minutes
+
+        path = self.folder(variant) / "budget.json"
+        probe = self.train_config(variant, 1)
+        key = digest({"minutes": c.minutes, "train": {k: v for k, v in probe.to_dict().items() if k != "train"},
+                      "loop": {k: v for k, v in probe.to_dict()["train"].items() if k not in ("steps", "out")}})
+        if path.exists():
+            stored = json.loads(path.read_text())
+            if stored.get("key") == key:
+                return int(stored["steps"])
+        steps, seconds = steps_for_minutes(probe, c.minutes)
+        self.log(f"[{variant.name}] {seconds:.3g} s per step: {c.minutes:g} min -> {steps} steps")
+        atomic_write_json(path, {"key": key, "minutes": c.minutes, "seconds_per_step": seconds, "steps": steps})
+        return steps
+
+    def folder(self, variant: Variant) -> Path:
+        """``OUT/variants/<name>``."""
+        return self.out / "variants" / variant.name
+
+    def _train(self, variant: Variant, steps: int, timing: dict[str, float]):
+        from pesprobe.train import train
+
+        config = self.train_config(variant, steps)
+        folder = self.folder(variant)
+        train_key = digest({"config": {k: v for k, v in config.to_dict().items() if k != "train"},
+                            "loop": {k: v for k, v in config.to_dict()["train"].items() if k != "out"},
+                            "data": self.data_key})
+        marker = folder / "train_key.json"
+        last = folder / "train" / "last.pt"
+        if last.exists():
+            stored = json.loads(marker.read_text()).get("key") if marker.exists() else None
+            if stored != train_key:
+                raise StudyError(f"variant {variant.name}: its training settings or data changed since {last} was "
+                                 f"written; delete {folder} to retrain it, or use another output folder")
+        atomic_write_json(marker, {"key": train_key})
+        start = time.perf_counter()
+        result = train(config, resume=last.exists(), progress=self.progress)
+        timing["train"] = timing.get("train", 0.0) + time.perf_counter() - start
+        atomic_write_json(folder / "timing.json", timing)
+        return result, train_key
+
+    # ------------------------------------------------------------------ one variant
+    def run_variant(self, variant: Variant) -> VariantResult:
+        """Train (or resume), then BSCT and MD; reuse a finished ``result.json`` with the same key."""
+        from pesprobe.evaluate import evaluate
+        from pesprobe.md import run_stability
+        from pesprobe.models import TorchPotential, load_checkpoint
+
+        folder = self.folder(variant)
+        steps = self.steps(variant)
+        done = folder / "result.json"
+        timing_path = folder / "timing.json"
+        timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+        trained, train_key = self._train(variant, steps, timing)
+        key = digest({"train": train_key, "eval": self.eval_key})
+        if done.exists():
+            stored = VariantResult.from_json(json.loads(done.read_text()))
+            if stored.key == key:
+                self.log(f"[{variant.name}] reusing {done}")
+                return stored
+        model, _ = load_checkpoint(trained.checkpoints["last"], map_location=self.device)
+        dtype = next(model.parameters()).dtype
+        potential = TorchPotential(model, device=self.device, dtype=dtype, batch_frames=self.config.bsct_batch_frames,
+                                   name=variant.name)
+        bsct = evaluate(potential, self.scans, out=folder / "bsct", progress=self.progress, name=variant.name)
+        md = run_stability(model, self.molecules, self.md_config, out=folder / "md", engine="auto", device=self.device,
+                           progress=self.progress, name=variant.name)
+        summary = bsct.summary
+        systems = bsct.systems
+        consistency = [systems[s]["energy_force_consistency"] for s in systems]
+        finite = sorted(v for v in consistency if v is not None and math.isfinite(v))
+        result = VariantResult(
+            name=variant.name, label=variant.label, extends=variant.extends, model=dict(variant.model), steps=steps,
+            key=key, identity=potential.identity(),
+            valid={**{k: float(trained.metrics.get(k, math.nan)) for k in
+                      ("valid_energy_mae", "valid_forces_mae", "valid_energy_rmse", "valid_forces_rmse")},
+                   "n_train": trained.n_train, "n_valid": trained.n_valid},
+            bsct={**{k: _num(summary.get(k)) for k in BSCT_KEYS},
+                  "spurious_minima": _num(summary["stats"]["spurious_minima"]["mean"]),
+                  "energy_force_consistency": finite[len(finite) // 2] if finite else math.nan,
+                  "n_failed_frames": summary["n_failed_frames"], "n_scans": summary["n_scans"]},
+            scans={sid: {k: _num(row.get(k)) for k in SCAN_KEYS} for sid, row in systems.items()},
+            md={k: v for k, v in md.summary.items() if k != "wall_seconds"},
+            molecules=md.molecules,
+            seconds={"train": timing.get("train", 0.0),
+                     "bsct": float(sum(_num(row.get("seconds")) for row in systems.values())),
+                     "md": md.wall_seconds})
+        atomic_write_json(done, result.to_json())
+        return result
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def run_study(config: StudyConfig, out: str | Path, build_data: bool = False, progress: bool = True,
+              log: Callable[[str], None] = print, report: bool = True) -> StudyResult:
+    """Run the ablation study ``config`` into ``out`` (see the module docstring for the files).
+
+    Parameters
+    ----------
+    config : StudyConfig
+    out : str or Path
+        Output folder (re-running with the same folder resumes).
+    build_data : bool
+        Build missing training data and scans from the study's ``build:`` recipes first.
+    progress : bool
+        Progress bars.
+    log : callable
+        Receives one line per event.
+    report : bool
+        Write ``study.json``, ``study.csv`` and ``report.html`` (after each variant and at the end).
+
+    Raises
+    ------
+    pesprobe.study.data.MissingDataError
+        If data are missing (the message gives the commands that make them).
+    StudyError
+        For settings that cannot be used, or a training folder written with other settings.
+    """
+    from pesprobe.study.data import ensure_data
+    from pesprobe.study.report import write_outputs
+
+    start = time.perf_counter()
+    out = Path(out)
+    ensure_data(config, build_data, progress, log)
+    study = _Study(config, out, progress, log)
+    log(f"study {config.name!r}: {len(config.variants)} variants, {len(study.scans)} BSCT scans, "
+        f"{len(study.molecules)} MD molecules x {len(study.md_config.seeds)} seeds, device {study.device} -> {out}")
+    result = StudyResult(config=config, variants=[], scans=study.scans, md_molecules=[m.id for m in study.molecules],
+                         out=out)
+    for variant in config.variants:
+        tick = time.perf_counter()
+        result.variants.append(study.run_variant(variant))
+        log(f"[{variant.name}] done in {time.perf_counter() - tick:.1f} s")
+        result.seconds = time.perf_counter() - start
+        if report:
+            write_outputs(result, final=variant is config.variants[-1])
+    return result
