@@ -25,7 +25,7 @@ FINDING_MEASURES = ("failure_fraction", "temperature_jump_K", "abs_energy_drift_
 TOLERANCE = 0.05
 #: Table columns: (key, header, unit scale, format).
 COLUMNS = (
-    ("variant", "variant", None, "s"), ("label", "change", None, "s"),
+    ("variant", "variant", None, "s"), ("label", "change", None, "s"), ("steps", "steps", 1.0, "d"),
     ("energy_mae", "E MAE (meV/atom)", 1000.0, ".3g"), ("forces_mae", "F MAE (meV/Å)", 1000.0, ".3g"),
     ("fsd_full", "FSD full (1/Å)", 1.0, ".3g"), ("fsd_compress", "FSD compress (1/Å)", 1.0, ".3g"),
     ("fsd_stretch", "FSD stretch (1/Å)", 1.0, ".3g"), ("spurious_minima", "spurious minima / scan", 1.0, ".2g"),
@@ -65,7 +65,7 @@ def formatted(row: dict[str, Any]) -> list[str]:
         value = row[key]
         if fmt == "s":
             cells.append(str(value))
-        elif value is None or not math.isfinite(value):
+        elif value is None or not math.isfinite(float(value)):
             cells.append("–")
         else:
             cells.append(format(value, fmt))
@@ -175,13 +175,16 @@ def correlations(variants: list[VariantResult], n_bootstrap: int = 1000, n_permu
 
 
 def discordant(variants: list[VariantResult], measure: str) -> list[tuple[str, str]]:
-    """Variant pairs (a, b) where a has the lower mean FSD (full) but the higher (worse) ``measure``."""
+    """Variant pairs (a, b) where a has the clearly lower mean FSD (full; by more than :data:`TOLERANCE`)
+    but the higher (worse) ``measure``."""
     rows = variant_means(variants)
     out = []
     for i, a in enumerate(rows):
         for b in rows[i + 1:]:
             fa, fb, ma, mb = a["fsd_full"], b["fsd_full"], a[measure], b[measure]
-            if not all(math.isfinite(x) for x in (fa, fb, ma, mb)) or fa == fb or ma == mb:
+            if not all(math.isfinite(x) for x in (fa, fb, ma, mb)) or ma == mb:
+                continue
+            if abs(fa - fb) < TOLERANCE * max(abs(fa), abs(fb)):  # FSD tie: no ranking claimed
                 continue
             lo, hi = (a, b) if fa < fb else (b, a)
             if lo[measure] > hi[measure]:
@@ -190,7 +193,7 @@ def discordant(variants: list[VariantResult], measure: str) -> list[tuple[str, s
 
 
 def _pct(value: float) -> str:
-    return f"{value:+.0%}" if math.isfinite(value) else "n/a"
+    return f"{value:+.1%}" if math.isfinite(value) else "n/a"
 
 
 def _strength(rho: float, p: float) -> str:
@@ -224,8 +227,8 @@ def findings(variants: list[VariantResult], corr: list[dict[str, Any]]) -> list[
                          f"ρ = {r['value']:+.2f} [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], p = {r['p_value']:.2g}, "
                          f"n = {r['n']}.")
         if constant:
-            lines.append(f"{scope}: not assessable for {', '.join(constant)} (the same value everywhere, e.g. no "
-                         "trajectory failed, or fewer than 3 pairs).")
+            lines.append(f"{scope}: not assessable for {', '.join(constant)} (the same value everywhere, e.g. all "
+                         "or none of the trajectories failed, or fewer than 3 pairs).")
     for measure in FINDING_MEASURES:
         bad = discordant(variants, measure)
         if bad:

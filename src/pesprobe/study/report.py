@@ -48,6 +48,15 @@ def _save(fig, path: Path) -> Path:
 
 
 # ------------------------------------------------------------------------------------ figures
+def _scale(ax, axis: str, values: np.ndarray) -> bool:
+    """Log scale on ``axis`` when the positive finite ``values`` span more than a factor 10; True if set."""
+    v = values[np.isfinite(values) & (values > 0)]
+    if len(v) and v.max() > 10.0 * v.min():
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        return True
+    return False
+
+
 def plot_fsd_distributions(variants: list[VariantResult], path: Path) -> Path:
     """Per-scan FSD (log axis) of every variant for the full, compress and stretch ranges."""
     plt = _pyplot()
@@ -66,9 +75,9 @@ def plot_fsd_distributions(variants: list[VariantResult], path: Path) -> Path:
             if len(d):
                 ax.plot(k, d.mean(), "D", color="k", ms=5)
         ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
-        ax.set_yscale("log")
+        _scale(ax, "y", np.concatenate(data) if data else np.zeros(0))
         ax.set_title(f"FSD {rng} (diamond: mean)", fontsize=10)
-    axes[0].set_ylabel("FSD per scan (1/Å, log)")
+    axes[0].set_ylabel("FSD per scan (1/Å)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -187,8 +196,9 @@ def plot_correlation(variants: list[VariantResult], corr: list[dict[str, Any]], 
             pts = [(r["fsd_full"], r[measure]) for r in rows if r["variant"] == name]
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=40 if group == "across variants" else 18,
                        color=f"C{k % 10}", label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("FSD full (1/Å, log)" + (", mean over scans" if group == "across variants" else ""))
+        log_x = _scale(ax, "x", np.array([r["fsd_full"] for r in rows], dtype=float))
+        ax.set_xlabel(f"FSD full (1/Å{', log' if log_x else ''})"
+                      + (", mean over scans" if group == "across variants" else ""))
         ax.set_ylabel(measure)
         rc = next((r for r in corr if r["group"] == group and r["measure"] == measure), None)
         title = group
@@ -285,7 +295,8 @@ p: permutation test (exact for n ≤ 7). Within each variant, across molecules:<
 
 
 def write_outputs(result: StudyResult, final: bool = True) -> dict[str, Path]:
-    """Write ``study.json``, ``study.csv``, the figures in ``plots/`` and ``report.html`` into ``result.out``.
+    """Write ``study.json``, ``study.csv`` and ``report.html`` into ``result.out``; when ``final``, also the
+    figures in ``plots/`` (embedded in the page; intermediate pages, written after each variant, have none).
 
     Returns
     -------
@@ -298,7 +309,7 @@ def write_outputs(result: StudyResult, final: bool = True) -> dict[str, Path]:
     lines = findings(result.variants, corr)
     plots = out / "plots"
     figures: dict[str, Path | None] = {}
-    if result.variants:
+    if result.variants and final:
         figures = {"fsd": plot_fsd_distributions(result.variants, plots / "fsd_distributions.png"),
                    "worst": plot_worst_scans(result, plots / "worst_scans.png"),
                    "md": plot_md_traces(result, plots / "md_traces.png"),
