@@ -155,3 +155,10 @@ def test_force_only_calculator_is_scored(small_copy):
     m = result.metrics[0]
     assert m.n_failed == 0 and np.isfinite(m.values["full_smoothness"])
     assert np.isnan(m.values["full_energy_mae"]) and np.isnan(m.values["energy_force_consistency"])
+
+
+def test_calculator_class_is_a_factory(small_copy):
+    result = evaluate(calcs.FlakyMorse, small_copy, progress=False)
+    reference = evaluate("morse", small_copy, progress=False)
+    assert result.summary["n_failed_frames"] == 0
+    assert result.systems["C-O/101"]["full_smoothness"] == pytest.approx(reference.systems["C-O/101"]["full_smoothness"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 
@@ -64,7 +65,7 @@ class AseCalculatorPotential:
 
     def __init__(self, calc: CalculatorOrFactory, name: str | None = None,
                  identity: str | None = None) -> None:
-        if isinstance(calc, Calculator) or hasattr(calc, "get_potential_energy"):
+        if not inspect.isclass(calc) and (isinstance(calc, Calculator) or hasattr(calc, "get_potential_energy")):
             self._instance: Calculator | None = calc
             self._factory: Callable[[], Calculator] | None = None
         elif callable(calc):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import importlib.util
 import sys
 from collections.abc import Callable
@@ -154,9 +155,9 @@ def as_potential(obj: Any, name: str | None = None) -> Potential:
     """Wrap ``obj`` as a Potential: a Potential is returned as is; an ASE calculator or a
     zero-argument factory is wrapped in :class:`AseCalculatorPotential`. A factory that returns a
     Potential (a ``MODULE:FACTORY`` for a batched model) is called once and that Potential used."""
-    if hasattr(obj, "predict") and hasattr(obj, "identity"):
+    if not inspect.isclass(obj) and hasattr(obj, "predict") and hasattr(obj, "identity"):
         return obj
-    if callable(obj) and not hasattr(obj, "get_potential_energy"):
+    if inspect.isclass(obj) or (callable(obj) and not hasattr(obj, "get_potential_energy")):
         probe = obj()
         if hasattr(probe, "predict") and hasattr(probe, "identity"):
             return probe

@@ -127,7 +127,8 @@ def plot_worst_scans(result: StudyResult, path: Path) -> Path | None:
             if row == len(ids) - 1:
                 ax.set_xlabel("bond length (Å)" if scan.kind == "bond" else "coordinate", fontsize=8)
             ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=6, loc="upper right")
+    if axes[0, 0].get_legend_handles_labels()[0]:
+        axes[0, 0].legend(fontsize=6, loc="upper right")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -151,6 +152,7 @@ def plot_md_traces(result: StudyResult, path: Path) -> Path | None:
     seed = result.config.md_config().seeds[0]
     plt = _pyplot()
     fig, axes = plt.subplots(len(molecules), 2, figsize=(11, 2.6 * len(molecules)), squeeze=False)
+    drawn = False
     for k, v in enumerate(result.variants):
         md_dir = result.out / "variants" / v.name / "md"
         keys = _trajectory_keys(md_dir)
@@ -160,6 +162,7 @@ def plot_md_traces(result: StudyResult, path: Path) -> Path | None:
             if key is None or not store.log_path(key).exists():
                 continue
             log = store.load_log(key)
+            drawn = True
             t = log.time_fs / 1000.0
             de = (log.total - log.total[0]) * 1000.0 / len(result.scans[mol].numbers)
             failed = v.molecules.get(mol, {}).get("failure_fraction", 0.0) > 0
@@ -169,6 +172,9 @@ def plot_md_traces(result: StudyResult, path: Path) -> Path | None:
             if failed and len(t):
                 for ax, y in ((axes[row, 0], de), (axes[row, 1], log.temperature_K)):
                     ax.plot(t[-1], y[-1], "x", color=f"C{k % 10}", ms=8, mew=2)
+    if not drawn:
+        plt.close(fig)
+        return None
     for row, mol in enumerate(molecules):
         axes[row, 0].set_ylabel(f"{mol}\nE_tot − E_tot(0)\n(meV/atom)", fontsize=8)
         axes[row, 1].set_ylabel("kinetic T (K)", fontsize=8)
