@@ -8,7 +8,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 METHODS = ("spearman", "kendall")
 #: Up to this many pairs the permutation p-value enumerates every permutation (exact).
@@ -51,8 +50,10 @@ class RankCorrelation:
 
 def _spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Spearman ρ of each row pair of (B, n) arrays (NaN for a constant row)."""
-    rx = stats.rankdata(x, axis=1)
-    ry = stats.rankdata(y, axis=1)
+    from scipy.stats import rankdata  # scipy.stats is slow to import: only when needed
+
+    rx = rankdata(x, axis=1)
+    ry = rankdata(y, axis=1)
     rx -= rx.mean(axis=1, keepdims=True)
     ry -= ry.mean(axis=1, keepdims=True)
     denom = np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))

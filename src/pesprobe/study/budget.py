@@ -10,7 +10,7 @@ from pesprobe.train.config import TrainConfig
 STEP_SHARE = 0.9
 
 
-def seconds_per_step(config: TrainConfig, probe_steps: int = 4, warmup_steps: int = 1) -> float:
+def seconds_per_step(config: TrainConfig, probe_steps: int = 8, warmup_steps: int = 3) -> float:
     """Wall time of one training step (forward, force loss, backward, AdamW) of this configuration, s.
 
     Times ``probe_steps`` steps on the configuration's own batches, on its device and dtype,
@@ -40,7 +40,8 @@ def seconds_per_step(config: TrainConfig, probe_steps: int = 4, warmup_steps: in
         batch = collate([train_set[i] for i in sampler.indices(step)], dtype, device)
         out = model(batch.positions, batch.cell, batch.system_index, batch.numbers, pbc=batch.pbc,
                     compute_forces=True, create_graph=True)
-        loss = ((out["energy"] - batch.energy) / batch.n_atoms).pow(2).mean() + (out["forces"] - batch.forces).pow(2).mean()
+        energy_error = (out["energy"] - batch.energy) / batch.n_atoms
+        loss = energy_error.pow(2).mean() + (out["forces"] - batch.forces).pow(2).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -21,7 +21,8 @@ def missing(config: StudyConfig) -> list[Path]:
 
 
 def train_command(recipe: TrainRecipe) -> str:
-    """The ``pesprobe data sample`` command line equivalent to ``recipe`` (settings it cannot pass are noted)."""
+    """The ``pesprobe data sample`` command line equivalent to ``recipe``; settings the command has no
+    option for are named in a trailing comment."""
     parts = ["pesprobe", "data", "sample", "--out", str(recipe.out)]
     if recipe.preset:
         parts += ["--preset", recipe.preset]
@@ -35,7 +36,9 @@ def train_command(recipe: TrainRecipe) -> str:
     if "temperatures" in recipe.settings:
         parts += ["--temperatures", ",".join(f"{t:g}" for t in recipe.settings["temperatures"])]
     parts += ["--jobs", str(recipe.jobs)]
-    return shlex.join(parts)
+    other = sorted(set(recipe.settings) - set(flags) - {"temperatures"})
+    note = f"  # the study also sets {', '.join(other)} (use --build-data for those)" if other else ""
+    return shlex.join(parts) + note
 
 
 def scan_command(recipe: ScanRecipe) -> str:

@@ -268,8 +268,9 @@ def render_html(result: StudyResult, table: list[dict[str, Any]], corr: list[dic
                    for r in corr if r["group"].startswith("variant=")]
     variants = [[v.name, v.label, v.extends or "–", str(v.steps),
                  ", ".join(f"{k}={json.dumps(val)}" for k, val in v.model.items())] for v in result.variants]
+    valid = str(c.valid_path) if c.valid_path else f"{c.valid_fraction:.0%} of the training molecules"
     data_lines = [f"training data <code>{html.escape(str(c.train_path))}</code>",
-                  f"validation <code>{html.escape(str(c.valid_path or f'{c.valid_fraction:.0%} of training molecules'))}</code>",
+                  f"validation <code>{html.escape(valid)}</code>",
                   f"BSCT scans <code>{html.escape(str(c.scans_path))}</code> ({len(result.scans)} scans used)",
                   f"MD molecules: {html.escape(', '.join(result.md_molecules))}"]
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>pesprobe study: {html.escape(c.name)}</title>

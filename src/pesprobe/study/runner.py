@@ -189,7 +189,8 @@ class _Study:
         from pesprobe.train import TrainConfig
 
         c = self.config
-        loop = {"eval_every": max(1, steps // 4), "ckpt_every": max(1, steps // 10), "log_every": max(1, steps // 50),
+        # validation only at the end (the study needs the final MAEs; evaluations cost training time)
+        loop = {"eval_every": steps, "ckpt_every": max(1, steps // 10), "log_every": max(1, steps // 50),
                 **c.train, "steps": steps, "seed": c.seed, "device": c.device,
                 "out": str(self.folder(variant) / "train")}
         data = {"train": [str(c.train_path)], "valid": [str(c.valid_path)] if c.valid_path else [],
@@ -256,11 +257,10 @@ class _Study:
         timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
         trained, train_key = self._train(variant, steps, timing)
         key = digest({"train": train_key, "eval": self.eval_key})
-        if done.exists():
-            stored = VariantResult.from_json(json.loads(done.read_text()))
-            if stored.key == key:
-                self.log(f"[{variant.name}] reusing {done}")
-                return stored
+        stored = _read_result(done)
+        if stored is not None and stored.key == key:
+            self.log(f"[{variant.name}] reusing {done}")
+            return stored
         model, _ = load_checkpoint(trained.checkpoints["last"], map_location=self.device)
         dtype = next(model.parameters()).dtype
         potential = TorchPotential(model, device=self.device, dtype=dtype, batch_frames=self.config.bsct_batch_frames,
@@ -290,6 +290,16 @@ class _Study:
                      "md": md.wall_seconds})
         atomic_write_json(done, result.to_json())
         return result
+
+
+def _read_result(path: Path) -> VariantResult | None:
+    """The stored result at ``path``, or None if absent or unreadable (then it is recomputed)."""
+    if not path.exists():
+        return None
+    try:
+        return VariantResult.from_json(json.loads(path.read_text()))
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def _num(value: Any) -> float:
