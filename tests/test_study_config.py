@@ -67,6 +67,7 @@ def test_extends_chain_merges_overrides(tmp_path):
     ({"md": {"molecules": 0}}, "md.molecules"),
     ({"bsct": {"max_scan": 3}}, "bsct.max_scan: unknown key"),
     ({"device": "tpu"}, "device"),
+    ({"threads": 0}, "threads: must be >= 1"),
     ({"data": {"scans": "s.npz"}}, "data.train"),
     ({"variants": []}, "variants: must be a non-empty list"),
     ({"variants": [{"name": "a"}, {"name": "a"}]}, "used twice"),

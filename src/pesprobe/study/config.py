@@ -6,6 +6,7 @@ names it, e.g. ``variants[2].modle``)::
     name: BSCT-guided design            # title of the report
     seed: 0                             # one seed for every variant (init, batches, split)
     device: auto                        # cpu, cuda, cuda:N or auto
+    threads: 1                          # torch threads on CPU (small models: 1 is as fast, and safe to share)
     data:                               # optional where build: says where the data go
       train: data/train.xyz             # extended XYZ (or any format pesprobe train reads)
       valid: data/val.xyz               # optional; else valid_fraction of the training molecules
@@ -147,6 +148,8 @@ class StudyConfig:
         The study file.
     seed : int
     device : str
+    threads : int
+        torch intra-op threads when running on the CPU.
     train_path, valid_path, scans_path : Path or None
         Data (``valid_path`` None: ``valid_fraction`` of the training molecules are held out).
     valid_fraction : float
@@ -169,6 +172,7 @@ class StudyConfig:
     source: str
     seed: int
     device: str
+    threads: int
     train_path: Path | None
     valid_path: Path | None
     scans_path: Path | None
@@ -207,6 +211,7 @@ class StudyConfig:
 
         return {
             "name": self.name, "source": self.source, "seed": self.seed, "device": self.device,
+            "threads": self.threads,
             "data": {"train": _str(self.train_path), "valid": _str(self.valid_path), "scans": _str(self.scans_path),
                      "valid_fraction": self.valid_fraction},
             "build": {"train": recipe(self.train_recipe), "scans": recipe(self.scan_recipe)},
@@ -272,10 +277,11 @@ def load_study(path_or_name: str | Path, base_dir: str | Path | None = None) -> 
 def study_from_dict(raw: Any, base_dir: Path, source: str = "<dict>") -> StudyConfig:
     """Validate a study given as nested dicts (see :func:`load_study`)."""
     top = _mapping(raw, "study")
-    _known(top, ("name", "seed", "device", "data", "build", "budget", "train", "model", "bsct", "md", "variants"),
+    _known(top, ("name", "seed", "device", "threads", "data", "build", "budget", "train", "model", "bsct", "md", "variants"),
            "")
     seed = _int(top.get("seed", 0), "seed")
     device = _str_value(top.get("device", "auto"), "device")
+    threads = _positive_int(top.get("threads", 1), "threads")
     if device.split(":")[0] not in ("cpu", "cuda", "auto"):
         raise StudyError(f"device: must be cpu, cuda, cuda:N or auto, got {device!r}")
 
@@ -326,6 +332,7 @@ def study_from_dict(raw: Any, base_dir: Path, source: str = "<dict>") -> StudyCo
     variants = _variants(top.get("variants"), _mapping(top.get("model") or {}, "model"))
     config = StudyConfig(
         name=_str_value(top.get("name", Path(source).stem), "name"), source=source, seed=seed, device=device,
+        threads=threads,
         train_path=train_path, valid_path=valid_path, scans_path=scans_path, valid_fraction=valid_fraction,
         train_recipe=train_recipe, scan_recipe=scan_recipe, steps=steps, minutes=minutes, train=train,
         bsct_max_scans=max_scans, bsct_batch_frames=batch_frames, md=md, md_molecules=molecules,

@@ -286,8 +286,8 @@ Study file <code>{html.escape(c.source)}</code>.</p>
 <p class="note">E/F MAE: validation set, final (averaged) weights. FSD: mean over the BSCT scans (lower is smoother).
 Spurious minima: mean count per scan. E–F consistency: median over scans of max |Ê − Ê(q) − ∫F·dx| (≈0 for
 conservative forces). MD: failed trajectories, and means over trajectories of time to failure, |energy drift| (NVE)
-and the largest temperature jump within {md.spike_window_fs:g} fs. Times: training wall time, model time for BSCT,
-MD wall time.</p>
+and the largest temperature jump within {md.spike_window_fs:g} fs. Times: wall time of training, BSCT and MD
+(summed over interrupted and resumed runs).</p>
 <h2>FSD distributions</h2>{_img(figures.get('fsd'), 'FSD distributions')}
 <h2>Worst scans, side by side across variants</h2>{_img(figures.get('worst'), 'worst scans')}
 <h2>MD energy and temperature traces</h2>{_img(figures.get('md'), 'MD traces')}

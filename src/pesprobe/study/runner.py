@@ -67,8 +67,9 @@ class VariantResult:
     molecules : dict
         ``{molecule id: {measure: value}}``: MD measures per molecule (means over seeds).
     seconds : dict
-        Wall time of ``train`` (this and earlier interrupted calls), ``bsct`` (model time summed
-        over the scans) and ``md`` (summed over trajectories), s.
+        Wall time of ``train``, ``bsct`` and ``md`` (summed over this and earlier interrupted calls),
+        plus ``bsct_model`` (model time summed over the scans, cached ones included) and
+        ``md_integration`` (summed over the trajectories, resumed ones included), s.
     """
 
     name: str
@@ -265,9 +266,15 @@ class _Study:
         dtype = next(model.parameters()).dtype
         potential = TorchPotential(model, device=self.device, dtype=dtype, batch_frames=self.config.bsct_batch_frames,
                                    name=variant.name)
+        tick = time.perf_counter()
         bsct = evaluate(potential, self.scans, out=folder / "bsct", progress=self.progress, name=variant.name)
+        timing["bsct"] = timing.get("bsct", 0.0) + time.perf_counter() - tick
+        atomic_write_json(folder / "timing.json", timing)
+        tick = time.perf_counter()
         md = run_stability(model, self.molecules, self.md_config, out=folder / "md", engine="auto", device=self.device,
                            progress=self.progress, name=variant.name)
+        timing["md"] = timing.get("md", 0.0) + time.perf_counter() - tick
+        atomic_write_json(folder / "timing.json", timing)
         summary = bsct.summary
         systems = bsct.systems
         consistency = [systems[s]["energy_force_consistency"] for s in systems]
@@ -285,9 +292,9 @@ class _Study:
             scans={sid: {k: _num(row.get(k)) for k in SCAN_KEYS} for sid, row in systems.items()},
             md={k: v for k, v in md.summary.items() if k != "wall_seconds"},
             molecules=md.molecules,
-            seconds={"train": timing.get("train", 0.0),
-                     "bsct": float(sum(_num(row.get("seconds")) for row in systems.values())),
-                     "md": md.wall_seconds})
+            seconds={**{part: timing.get(part, 0.0) for part in ("train", "bsct", "md")},
+                     "bsct_model": float(sum(_num(row.get("seconds")) for row in systems.values())),
+                     "md_integration": md.wall_seconds})
         atomic_write_json(done, result.to_json())
         return result
 
@@ -331,13 +338,27 @@ def run_study(config: StudyConfig, out: str | Path, build_data: bool = False, pr
     StudyError
         For settings that cannot be used, or a training folder written with other settings.
     """
+    import torch
+
     from pesprobe.study.data import ensure_data
-    from pesprobe.study.report import write_outputs
 
     start = time.perf_counter()
     out = Path(out)
     ensure_data(config, build_data, progress, log)
     study = _Study(config, out, progress, log)
+    threads = torch.get_num_threads()
+    if study.device == "cpu":
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(study, config, out, start, log, report)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(study: _Study, config: StudyConfig, out: Path, start: float, log: Callable[[str], None],
+         report: bool) -> StudyResult:
+    from pesprobe.study.report import write_outputs
+
     log(f"study {config.name!r}: {len(config.variants)} variants, {len(study.scans)} BSCT scans, "
         f"{len(study.molecules)} MD molecules x {len(study.md_config.seeds)} seeds, device {study.device} -> {out}")
     result = StudyResult(config=config, variants=[], scans=study.scans, md_molecules=[m.id for m in study.molecules],
