@@ -54,3 +54,19 @@ def make_scan(n_frames: int = 20, seed: int = 0, scan_id: str = "C-C/gen"):
     forces[:, 2, 0] = -dedr / 2
     return Scan(id=scan_id, kind="bond", numbers=[6, 6, 1], positions=positions, coordinate=lengths,
                 ref_energy=energy, ref_forces=forces, meta={"bond": "C-C", "bond_index": np.array([0, 1])})
+
+
+#: The smallest useful Transformer, for training tests.
+TINY_MODEL = {"d_model": 16, "n_heads": 2, "n_blocks": 1, "embed_dim": 8, "readout_dim": 8, "n_rbf": 8, "k": 6,
+              "cutoff": 4.0}
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models train faster on one thread (and the CI machine is shared)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

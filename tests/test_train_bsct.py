@@ -5,21 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from pesprobe.train import read_log, train
 
-TINY_MODEL = {"d_model": 16, "n_heads": 2, "n_blocks": 1, "embed_dim": 8, "readout_dim": 8, "n_rbf": 8, "k": 6,
-              "cutoff": 4.0}
+from conftest import TINY_MODEL
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models train faster on one thread (and the CI machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

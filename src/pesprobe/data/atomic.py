@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -41,6 +42,17 @@ def atomic_write(path: str | Path, content: str | bytes | dict[str, np.ndarray])
             os.unlink(tmp)
         raise
     return path
+
+
+def json_safe(obj: Any) -> Any:
+    """Replace NaN/inf floats by None recursively (dicts, lists, tuples), so the JSON is standard."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

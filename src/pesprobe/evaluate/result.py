@@ -10,23 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pesprobe.data.atomic import atomic_write, atomic_write_json
+from pesprobe.data.atomic import atomic_write, atomic_write_json, json_safe
 from pesprobe.data.scan import LoadProblem, Scan
 from pesprobe.metrics import DIAGNOSTICS, PUBLISHED, ScanMetrics, summarize
 from pesprobe.potentials.base import Predictions
 
 BOOKKEEPING = ("group", "equilibrium_index", "n_frames", "n_failed", "flagged", "seconds")
 
-
-def _clean(obj: Any) -> Any:
-    """Replace NaN/inf by None recursively, so the JSON is standard."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 @dataclass
@@ -87,7 +77,7 @@ class BSCTResult:
 
     def to_json(self) -> dict:
         """The ``results.json`` content: ``systems``, ``summary``, ``failures`` and run information."""
-        return _clean({
+        return json_safe({
             "potential": self.potential, "identity": self.identity, "source": self.source,
             "shard": list(self.shard) if self.shard else None, "order": self.order,
             "wall_seconds": self.wall_seconds,
@@ -107,7 +97,7 @@ class BSCTResult:
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for m in self.metrics:
-            row = _clean({"id": m.id, **m.as_dict()})
+            row = json_safe({"id": m.id, **m.as_dict()})
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
         return buf.getvalue()
 

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from pesprobe.data.atomic import json_safe
 from pesprobe.data.atomic import atomic_write, atomic_write_json
 from pesprobe.data.scan import ScanSet
 from pesprobe.md.analysis import INSTABILITY_MEASURES
 from pesprobe.md.config import MDConfig
 from pesprobe.md.stats import METHODS, rank_correlation
-from pesprobe.md.study import StabilityResult, _clean, _csv, run_stability
+from pesprobe.md.study import StabilityResult, _csv, run_stability
 from pesprobe.md.systems import molecules_from_scans
 
 #: The FSD variants correlated (BSCT result names).
@@ -56,7 +57,7 @@ class CorrelationResult:
     def write(self, out: str | Path, plots: bool = True) -> None:
         """``correlation.json``, ``correlations.csv``, ``pairs.csv`` and ``plots/scatter.png``."""
         out = Path(out)
-        atomic_write_json(out / "correlation.json", _clean({"cost": self.cost, "correlations": self.correlations,
+        atomic_write_json(out / "correlation.json", json_safe({"cost": self.cost, "correlations": self.correlations,
                                                             "pairs": self.pairs}))
         atomic_write(out / "correlations.csv", _csv(self.correlations))
         atomic_write(out / "pairs.csv", _csv(self.pairs))

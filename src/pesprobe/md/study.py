@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pesprobe.data.atomic import atomic_write, atomic_write_json
+from pesprobe.data.atomic import atomic_write, atomic_write_json, json_safe
 from pesprobe.data.scan import ScanSet
 from pesprobe.md.ase_engine import run_ase_trajectory
 from pesprobe.md.config import MDConfig
@@ -86,22 +86,13 @@ class StabilityResult:
     def write(self, out: str | Path) -> None:
         """``results.json`` (everything), ``trajectories.csv`` and ``molecules.csv``, atomically."""
         out = Path(out)
-        atomic_write_json(out / "results.json", _clean({
+        atomic_write_json(out / "results.json", json_safe({
             "potential": self.potential, "identity": self.identity, "engine": self.engine,
             "config": self.config.to_dict(), "summary": self.summary, "molecules": self.molecules,
             "trajectories": [t.to_json() for t in self.trajectories]}))
         atomic_write(out / "trajectories.csv", _csv([t.row() for t in self.trajectories]))
         atomic_write(out / "molecules.csv", _csv([{"molecule": k, **v} for k, v in self.molecules.items()]))
 
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _csv(rows: list[dict[str, Any]]) -> str:

@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from pesprobe.data.atomic import json_safe
 from pesprobe.data.atomic import atomic_write, atomic_write_json
 from pesprobe.study.analysis import (COLUMNS, RANGES, correlations, design_steps, findings, formatted, pairs,
                                      table_rows, variant_means)
-from pesprobe.study.runner import StudyResult, VariantResult, _clean
+from pesprobe.study.runner import StudyResult, VariantResult
 
 #: Worst-case scans shown side by side across variants.
 WORST_SCANS = 3
@@ -321,7 +322,7 @@ def write_outputs(result: StudyResult, final: bool = True) -> dict[str, Path]:
                    "worst": plot_worst_scans(result, plots / "worst_scans.png"),
                    "md": plot_md_traces(result, plots / "md_traces.png"),
                    "correlation": plot_correlation(result.variants, corr, plots / "correlation.png")}
-    atomic_write_json(out / "study.json", _clean({
+    atomic_write_json(out / "study.json", json_safe({
         "name": result.config.name, "complete": final and len(result.variants) == len(result.config.variants),
         "config": result.config.to_dict(), "table": table, "findings": lines,
         "steps": [asdict(s) for s in design_steps(result.variants)], "correlations": corr,

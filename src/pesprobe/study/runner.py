@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pesprobe.data.atomic import atomic_write_json
+from pesprobe.data.atomic import atomic_write_json, json_safe
 from pesprobe.data.scan import ScanSet
 from pesprobe.study.config import StudyConfig, StudyError, Variant, digest
 
@@ -88,22 +88,13 @@ class VariantResult:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (NaN as null); :meth:`from_json` inverts it."""
-        return _clean(asdict(self))
+        return json_safe(asdict(self))
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VariantResult:
         """Inverse of :meth:`to_json` (null back to NaN)."""
         return cls(**_unclean(data))
 
-
-def _clean(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
-    return obj
 
 
 def _unclean(obj: Any) -> Any:
