@@ -162,3 +162,12 @@ def test_calculator_class_is_a_factory(small_copy):
     reference = evaluate("morse", small_copy, progress=False)
     assert result.summary["n_failed_frames"] == 0
     assert result.systems["C-O/101"]["full_smoothness"] == pytest.approx(reference.systems["C-O/101"]["full_smoothness"])
+
+
+def test_default_run_uses_the_shipped_model(tmp_path):
+    """`pesprobe bsct` with no arguments: the shipped model on the embedded scans."""
+    res = CliRunner().invoke(app, ["bsct", "--out", str(tmp_path / "default")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "default" / "results.json").read_text())
+    assert data["potential"] == "pesprobe:default" and len(data["systems"]) == 6
+    assert data["summary"]["n_failed_frames"] == 0 and data["summary"]["full_smoothness"] > 0

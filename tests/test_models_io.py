@@ -168,9 +168,17 @@ def test_load_potential_from_path_and_default(tmp_path: Path) -> None:
     potential = load_potential(path)
     assert potential.name == "pesprobe:mine"
     assert potential.predict(ETHANOL.numbers, scan_frames(2)).n_failed == 0
-    if not DEFAULT_MODEL.exists():
-        with pytest.raises(FileNotFoundError, match="default"):
-            load_potential("default")
+    assert DEFAULT_MODEL.exists(), "the shipped default model is missing"
+    default = load_potential("default")
+    pred = default.predict(ETHANOL.numbers, scan_frames(3))
+    assert pred.n_failed == 0 and np.isfinite(pred.energy).all()
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path: Path) -> None:
+    from pesprobe.models.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="nowhere.pt does not exist"):
+        load_potential(tmp_path / "nowhere.pt")
 
 
 def test_random_rotation_preserves_geometry_and_rotates_consistently() -> None:

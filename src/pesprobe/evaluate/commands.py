@@ -39,7 +39,8 @@ def bsct(
     data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder or compact .npz. "
                                                  "Default: the scans embedded in pesprobe.")] = None,
     calc: Annotated[str, typer.Option(help="Potential SPEC: gfn2-xtb, gfn1-xtb, lj, morse, pyscf:XC/BASIS, "
-                                           "pesprobe:CHECKPOINT, or MODULE:FACTORY (module or file.py).")] = "gfn2-xtb",
+                                           "pesprobe:CHECKPOINT, pesprobe:default (the shipped model), or "
+                                           "MODULE:FACTORY (module or file.py).")] = "pesprobe:default",
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("bsct_out"),
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Evaluate only slice I of N (0-based), e.g. 0/4.")] = None,

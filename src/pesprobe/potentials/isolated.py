@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -13,23 +14,29 @@ from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 
 
-def _serve(conn: Connection, factory: Callable[[], Calculator], quiet: bool) -> None:
-    """Child process: evaluate requests ``(numbers, positions, cell, pbc, changes)`` until EOF.
+def _serve(conn: Connection, other_end: Connection, factory: Callable[[], Calculator], quiet: bool) -> None:
+    """Child process: evaluate requests ``(numbers, positions, cell, pbc, changes)`` until None or EOF.
 
     Runs in a temporary working folder (removed on exit), with standard output sent to
-    ``/dev/null`` when ``quiet``.
+    ``/dev/null`` when ``quiet``. ``other_end`` (the parent's end, inherited on fork) is closed
+    first, so that the parent closing its end ends the loop.
     """
+    other_end.close()
     if quiet:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the child
     with tempfile.TemporaryDirectory(prefix="pesprobe-calc-") as workdir:
         os.chdir(workdir)
         calc = factory()
         atoms: Atoms | None = None
         while True:
             try:
-                numbers, positions, cell, pbc, changes = conn.recv()
+                request = conn.recv()
             except EOFError:
                 return
+            if request is None:
+                return
+            numbers, positions, cell, pbc, changes = request
             try:
                 if atoms is None or "numbers" in changes:
                     atoms = Atoms(numbers=numbers, positions=positions, cell=cell, pbc=pbc)
@@ -74,22 +81,30 @@ class IsolatedCalculator(Calculator):
         self.parameters = {"calculator": name or getattr(factory, "__name__", repr(factory))}
         self._child: mp.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._owner = os.getpid()
 
     def _start(self) -> None:
         parent, child = mp.Pipe()
-        self._child = mp.Process(target=_serve, args=(child, self.factory, self.quiet), daemon=True)
+        self._child = mp.Process(target=_serve, args=(child, parent, self.factory, self.quiet), daemon=True)
         self._child.start()
         child.close()
         self._conn = parent
+        self._owner = os.getpid()
 
     def _stop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._child is not None:
+        """Ask the child to exit and wait for it. A copy of this object inherited by another
+        process (a fork) only closes its copy of the pipe: the child is not its own."""
+        if self._child is not None and self._owner == os.getpid():
+            try:
+                self._conn.send(None)  # explicit: other forks may hold copies of the pipe, so no EOF
+            except OSError:
+                pass
             self._child.join(timeout=5)
             if self._child.is_alive():
                 self._child.kill()
                 self._child.join()
+        if self._conn is not None:
+            self._conn.close()
         self._child, self._conn = None, None
 
     def reset(self) -> None:

@@ -31,10 +31,11 @@ def require(module: str, extra: str) -> ModuleType:
     Any import failure counts (not only an absent package): a broken install, an incompatible
     torch, a missing shared library.
     """
+    package = module.split(".")[0]
     try:
+        importlib.import_module(package)
         return importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001 - every import failure means "not usable here"
-        package = module.split(".")[0]
         absent = isinstance(exc, ModuleNotFoundError) and exc.name == package
         reason = "not installed" if absent else f"{type(exc).__name__}: {exc}"
         raise MissingExtra(package, extra, reason) from exc

@@ -17,6 +17,8 @@ def leaderboard(
         help="Comma-separated names or SPECs. Default: gfn2-xtb, gfn1-xtb, gfn-ff, 7net-0, chgnet, "
              "pesprobe-default (those not installed are skipped).")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes per potential.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="OpenMP/torch threads in this process (workers use 1); "
+                                         "1 keeps timings comparable on a busy machine.")] = 1,
     max_scans: Annotated[Optional[int], typer.Option(min=1, help="Use only N scans, spread over bond types "
                                                      "(quick run).")] = None,
     rank_by: Annotated[str, typer.Option(help="full, full-median, compress, stretch, energy or forces "
@@ -25,6 +27,7 @@ def leaderboard(
 ) -> None:
     """Run BSCT for every available potential and write a ranked smoothness leaderboard."""
     from pesprobe.data.embedded import embedded_scans_path
+    from pesprobe.potentials.threads import limit_threads
     from pesprobe.report.tables import markdown_table
     from pesprobe.study.leaderboard import RANK_KEYS, run_leaderboard
     from pesprobe.study.leaderboard_report import HEADER, rows
@@ -32,6 +35,7 @@ def leaderboard(
     if rank_by not in RANK_KEYS:
         raise typer.BadParameter(f"expected one of {', '.join(RANK_KEYS)}, got {rank_by!r}", param_hint="--rank-by")
     names = potentials.split(",") if potentials is not None else None
+    limit_threads(threads)
     try:
         board = run_leaderboard(data if data is not None else embedded_scans_path(), out, names=names, jobs=jobs,
                                 max_scans=max_scans, rank_by=rank_by, progress=progress,

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pesprobe.data import ScanSet, load_scans
+from pesprobe.data.atomic import json_safe
 from pesprobe.evaluate import BSCTResult, evaluate
 from pesprobe.potentials.registry import resolve
 
@@ -134,17 +135,6 @@ class Entry:
     rank: int = 0
 
 
-def _null_nan(obj):
-    """``obj`` with every non-finite float replaced by None, recursively (standard JSON)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _null_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_null_nan(v) for v in obj]
-    return obj
-
-
 def _stat(summary: dict, metric: str, which: str) -> float:
     value = summary["stats"][metric][which]
     return math.nan if value is None else float(value)
@@ -229,7 +219,7 @@ class Leaderboard:
 
     def to_json(self) -> dict:
         """JSON-ready content of ``leaderboard.json`` (NaN as null)."""
-        return _null_nan({"source": self.source, "n_scans": len(self.scan_ids), "scan_ids": self.scan_ids,
+        return json_safe({"source": self.source, "n_scans": len(self.scan_ids), "scan_ids": self.scan_ids,
                        "rank_by": self.rank_by, "n_data_problems": self.n_data_problems,
                        "entries": [asdict(e) for e in self.entries],
                        "skipped": [asdict(s) for s in self.skipped], "by_group": self.by_group})
