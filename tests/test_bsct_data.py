@@ -164,3 +164,39 @@ def test_copy_of_sample_is_identical(small_copy, sample_dir):
     a = load_scans(small_copy)
     b = load_scans(sample_dir)
     np.testing.assert_array_equal(a["C-O/101"].ref_forces, b["C-O/101"].ref_forces)
+
+
+def test_multiframe_extxyz_round_trip_and_ase_readable(tmp_path, sample_dir):
+    from ase.io import read as ase_read
+
+    from pesprobe.data import write_scans_extxyz
+
+    scans = load_scans(sample_dir)
+    subset = ScanSet([scans["C-O/101"], scans["N-O/4583"]], source="subset")
+    path = write_scans_extxyz(subset, tmp_path / "scans.extxyz")
+    frames = ase_read(path, ":")
+    assert len(frames) == 200 and frames[0].info["scan_id"] == "C-O/101"
+    assert frames[5].get_potential_energy() == scans["C-O/101"].ref_energy[5]
+    again = load_scans(path)
+    assert again.ids() == ["C-O/101", "N-O/4583"] and not again.problems
+    for a, b in zip(subset, again):
+        np.testing.assert_allclose(a.positions, b.positions, atol=1e-8)
+        np.testing.assert_allclose(a.ref_forces, b.ref_forces, atol=1e-8)
+        np.testing.assert_array_equal(a.coordinate, b.coordinate)
+        np.testing.assert_array_equal(a.meta["labels"], b.meta["labels"])
+
+
+def test_multiframe_extxyz_bad_frames_reported(tmp_path):
+    from ase import Atoms
+    from ase.io import write
+
+    from pesprobe.data import write_scans_extxyz
+
+    path = write_scans_extxyz([make_scan(n_frames=6)], tmp_path / "s.xyz")
+    extra = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]])
+    text = path.read_text()
+    write(tmp_path / "stray.xyz", extra)
+    path.write_text(text + (tmp_path / "stray.xyz").read_text())
+    scans = load_scans(path)
+    assert scans.ids() == ["C-C/gen"]
+    assert "frame6" in _messages(scans) and "no scan_id" in _messages(scans)

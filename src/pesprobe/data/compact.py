@@ -21,7 +21,8 @@ FORMAT = "pesprobe-compact"
 VERSION = 1
 
 
-def _meta_to_json(meta: dict) -> tuple[dict, dict]:
+def meta_to_json(meta: dict) -> tuple[dict, dict]:
+    """Split scan metadata into JSON-ready values and ``{key: [dtype, shape]}`` for the arrays."""
     plain, arrays = {}, {}
     for key, value in meta.items():
         if isinstance(value, np.ndarray):
@@ -34,7 +35,8 @@ def _meta_to_json(meta: dict) -> tuple[dict, dict]:
     return plain, arrays
 
 
-def _meta_from_json(plain: dict, arrays: dict) -> dict:
+def meta_from_json(plain: dict, arrays: dict) -> dict:
+    """Inverse of :func:`meta_to_json`."""
     meta = dict(plain)
     for key, (dtype, shape) in arrays.items():
         meta[key] = np.asarray(plain[key], dtype=np.dtype(dtype)).reshape(shape)
@@ -48,7 +50,7 @@ def write_compact(scans: ScanSet, path: str | Path) -> Path:
     frame_counts = [s.n_frames for s in items]
     entries = []
     for s in items:
-        plain, arrays = _meta_to_json(s.meta)
+        plain, arrays = meta_to_json(s.meta)
         entries.append({"id": s.id, "kind": s.kind, "meta": plain, "meta_arrays": arrays})
     header = {"format": FORMAT, "version": VERSION, "source": scans.source,
               "problems": [[p.path, p.message] for p in scans.problems], "scans": entries}
@@ -102,6 +104,6 @@ def read_compact(path: str | Path) -> ScanSet:
             coordinate=arrays["coordinate"][f0:f1], ref_energy=arrays["ref_energy"][f0:f1],
             ref_forces=arrays["ref_forces"][rows].reshape(-1, n_atoms, 3),
             cell=None if np.isnan(cell).all() else cell, pbc=arrays["pbc"][k],
-            meta=_meta_from_json(entry["meta"], entry["meta_arrays"])))
+            meta=meta_from_json(entry["meta"], entry["meta_arrays"])))
     problems = [LoadProblem(p, m) for p, m in header["problems"]]
     return ScanSet(scans, source=header["source"], problems=problems)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from pesprobe.data.compact import read_compact, write_compact
+from pesprobe.data.extxyz_scans import read_scans_extxyz
 from pesprobe.data.published import is_published_layout, iter_published
 from pesprobe.data.scan import LoadProblem, ScanSet
 
@@ -40,8 +41,9 @@ def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
     Parameters
     ----------
     path : str or Path
-        A folder in the published BSCT layout (``<bond>/<id>/atoms_<i>.xyz`` ...), or a compact
-        ``.npz`` file written by :func:`pesprobe.data.compact.write_compact`.
+        A folder in the published BSCT layout (``<bond>/<id>/atoms_<i>.xyz`` ...), a compact
+        ``.npz`` file written by :func:`pesprobe.data.compact.write_compact`, or a multi-frame
+        extended XYZ file written by :func:`pesprobe.data.extxyz_scans.write_scans_extxyz`.
     cache : bool
         For folders: read from (and fill) a single-file compact cache keyed by the folder's
         content, so a second load is a single file read. Changed data gives a new key.
@@ -62,7 +64,10 @@ def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
     if path.is_file():
         if path.suffix == ".npz":
             return read_compact(path)
-        raise ValueError(f"{path}: unknown scan file type (expected a compact .npz or a published-layout folder)")
+        if path.suffix in (".xyz", ".extxyz"):
+            return read_scans_extxyz(path)
+        raise ValueError(f"{path}: unknown scan file type (expected a compact .npz, a multi-frame .xyz/.extxyz "
+                         "or a published-layout folder)")
     if not is_published_layout(path):
         raise ValueError(f"{path}: not a BSCT scan folder (expected <bond>/<id>/partition.npz beneath it)")
     if not cache:
