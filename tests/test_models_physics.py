@@ -263,3 +263,38 @@ def test_candidate_list_is_symmetric_with_periodic_images() -> None:
     assert np.array_equal(cand.shift[cand.reverse], -cand.shift)
     assert np.all(np.diff(cand.centre) >= 0)
     assert ((cand.centre == 0) & (cand.neighbour == 0)).sum() > 0  # own images
+
+
+def test_molecule_candidates_by_all_pairs_match_the_cell_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small molecules take the vectorised all-pairs path; it must give the cell list's pairs exactly,
+    for a shuffled batch of molecules of different sizes next to a periodic system."""
+    import pesprobe.models.graph as graph
+
+    parts = [molecule(n, seed)[0].numpy() for n, seed in ((7, 1), (12, 2), (7, 3), (1, 4))]
+    crystal = np.random.default_rng(5).uniform(0.0, 3.0, size=(5, 3))
+    positions = np.concatenate(parts + [crystal])
+    system_index = np.concatenate([np.full(len(p), s) for s, p in enumerate(parts + [crystal])])
+    shuffle = np.random.default_rng(6).permutation(len(positions))
+    positions, system_index = positions[shuffle], system_index[shuffle]
+    cell = np.repeat(np.eye(3)[None] * 3.0, 5, axis=0)
+    pbc = np.zeros((5, 3), bool)
+    pbc[4] = True
+
+    def pairs(c: graph.Candidates) -> set:
+        return {(int(i), int(j), tuple(s)) for i, j, s in zip(c.centre, c.neighbour, c.shift)}
+
+    fast = find_candidates(positions, system_index, cell, pbc, 3.5)
+    monkeypatch.setattr(graph, "ALL_PAIRS_MAX_ATOMS", 0)
+    reference = find_candidates(positions, system_index, cell, pbc, 3.5)
+    assert pairs(fast) == pairs(reference) and len(fast.centre) == len(reference.centre)
+    assert np.array_equal(fast.centre, reference.centre) and np.array_equal(fast.neighbour, reference.neighbour)
+    np.testing.assert_allclose(fast.distance, reference.distance, rtol=1e-12)
+    assert np.array_equal(fast.neighbour[fast.reverse], fast.centre)
+
+
+def test_non_finite_position_is_named() -> None:
+    pos = np.zeros((3, 3))
+    pos[1] = [0.0, 1.0, 0.0]
+    pos[2, 2] = np.nan
+    with pytest.raises(ValueError, match="atom 2 .system 0"):
+        find_candidates(pos, np.zeros(3, dtype=np.int64), None, np.zeros((1, 3), bool), 3.0)

@@ -108,22 +108,27 @@ class TokenBlock(nn.Module):
             log w of each key slot (``PAD_BIAS`` for empty slots).
         """
         n_atoms, n_slots, d = tokens.shape
-        qkv = self.qkv(self.norm_attn(tokens)).view(n_atoms, n_slots, 3, self.n_heads, self.d_head)
-        q, k, v = qkv.unbind(dim=2)
+        x = self.norm_attn(tokens)
+        # q, k, v from row blocks of the one projection: three products instead of splitting a
+        # (…, 3d) output, whose backward pass would re-stack (copy) the three gradients
+        q, k, v = (F.linear(x, self.qkv.weight[part * d:(part + 1) * d], self.qkv.bias[part * d:(part + 1) * d])
+                   .view(n_atoms, n_slots, self.n_heads, self.d_head) for part in range(3))
         logits = torch.einsum("ashd,athd->ahst", q, k) / (math.sqrt(self.d_head) * self.temperature)
         weights = torch.softmax(logits + bias[:, None, None, :], dim=-1)
         mixed = torch.einsum("ahst,athd->ashd", weights, v).reshape(n_atoms, n_slots, d)
         return self.out(mixed)
 
-    def forward(self, tokens: torch.Tensor, nodes: torch.Tensor, bias: torch.Tensor,
-                weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, tokens: torch.Tensor, nodes: torch.Tensor, bias: torch.Tensor, weight: torch.Tensor,
+                update_tokens: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Update tokens (n_atoms, n_slots, d) and nodes (n_atoms, d); return both and the readout (n_atoms, readout_dim).
 
-        ``weight`` (n_atoms, n_slots) is w_ij per slot, zero for padding.
+        ``weight`` (n_atoms, n_slots) is w_ij per slot, zero for padding. With ``update_tokens``
+        False the token feed-forward is skipped (the last block, when nothing reads its tokens).
         """
         tokens = tokens + self.attention(tokens, bias)
         pooled = (weight[:, :, None] * tokens).sum(dim=1) / self.pool_norm
         nodes = nodes + self.pool(pooled)
         nodes = nodes + self.ff_node(self.norm_node(nodes))
-        tokens = tokens + self.ff_tok(self.norm_tok(tokens))
+        if update_tokens:
+            tokens = tokens + self.ff_tok(self.norm_tok(tokens))
         return tokens, nodes, self.readout(self.norm_readout(nodes))

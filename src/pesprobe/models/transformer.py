@@ -173,7 +173,9 @@ class PESTransformer(nn.Module):
             if cfg.message_passing and b > 0:
                 message = self.messages[b - 1](nodes)[graph.neighbour]
                 tokens = tokens + torch.zeros_like(tokens).index_put(index, message)
-            tokens, nodes, readout = block(tokens, nodes, bias, weight)
+            last = b == len(self.blocks) - 1
+            tokens, nodes, readout = block(tokens, nodes, bias, weight,
+                                           update_tokens=not last or cfg.force_head == "direct")
             readouts.append(readout)
         energy = self.energy_head(torch.cat(readouts, dim=-1)).squeeze(-1)
         energy = energy * self.energy_scale + self.energy_shift + self.element_refs[numbers]
