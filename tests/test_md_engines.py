@@ -94,6 +94,17 @@ def test_batched_failure_ends_only_that_trajectory(clusters):
     assert len(raws[0].log.step) == cfg.n_steps + 1
 
 
+def test_progress_counts_trajectory_steps_to_the_total(clusters):
+    """Both engines tick trajectory-steps; a batch with an early failure still ends at the total."""
+    cfg = MDConfig(length_ps=0.05, seeds=(0,), save_every=0)
+    ticks: list[int] = []
+    BatchedIntegrator(_FlakyModel(), cfg).run(clusters, [0, 0, 0], tick=ticks.append)
+    assert sum(ticks) == 3 * cfg.n_steps and len(ticks) > 2 and min(ticks) >= 0
+    ase_ticks: list[int] = []
+    run_ase_trajectory(clusters[0], 0, SyntheticPairCalculator, cfg, tick=ase_ticks.append)
+    assert sum(ase_ticks) == cfg.n_steps
+
+
 class _RaisingModel(MorsePair):
     """Raises for any batch that holds a 4-atom system after the 5th call."""
 

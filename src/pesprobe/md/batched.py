@@ -116,7 +116,9 @@ class BatchedIntegrator:
         ----------
         molecules, seeds : lists of equal length
         tick : callable, optional
-            Called with a number of steps done, for progress bars.
+            Called with a number of trajectory-steps done (batch steps × trajectories of the
+            batch, failed ones included), for progress bars: a run ticks ``len(molecules) ×
+            n_steps`` in all.
 
         Returns
         -------
@@ -168,10 +170,10 @@ class BatchedIntegrator:
                 batch = batch.keep(keep)
                 monitor = monitor.subset(keep)
             if tick is not None and step - ticked >= TICK_EVERY:
-                tick(step - ticked)
+                tick((step - ticked) * n_jobs)
                 ticked = step
         if tick is not None:
-            tick(cfg.n_steps - ticked)
+            tick((cfg.n_steps - ticked) * n_jobs)
         wall = (time.perf_counter() - start) / n_jobs
         return [RawTrajectory(log=buffers[k].log(), failure=failures.get(k),
                               steps_done=failures[k].step if k in failures else cfg.n_steps,
