@@ -77,7 +77,7 @@ def test_fsd_and_instability_grow_with_roughness(rough):
     assert early[names[0]] == early[names[1]] == 0.0 and early[names[-1]] > 0.9
 
 
-def test_reported_correlation_is_strongly_positive(rough):
+def test_reported_correlation_is_strongly_positive(rough, monkeypatch):
     result, out = rough
     # early_failure is 0 for every surviving trajectory: many ties, so a weaker (still clear) signal
     for measure, floor in (("energy_excursion_meV_atom", 0.8), ("abs_energy_drift_meV_atom_ps", 0.7),
@@ -95,6 +95,12 @@ def test_reported_correlation_is_strongly_positive(rough):
     assert (out / "plots" / "scatter.png").stat().st_size > 20_000
     assert (out / "step0.08" / "md" / "results.json").exists() and (out / "step0.08" / "bsct" / "results.json").exists()
     # the saved results are read back: a second call integrates nothing
+    import pesprobe.md.study as study
+
+    def boom(*args, **kwargs):
+        raise AssertionError("a saved trajectory was integrated again")
+
+    monkeypatch.setattr(study, "run_ase_trajectory", boom)
     again = correlate({f"step{a}": (lambda a=a: SyntheticPairCalculator(step_eV=a)) for a in STEPS}, result_scans(out),
                       CFG, out=out, n_bootstrap=300, n_permutations=500, progress=False, plots=False)
     assert again.pairs == result.pairs
@@ -117,6 +123,11 @@ def test_smooth_control_shows_no_spurious_signal(control, rough):
     # constant instability measures give no correlation at all, not a spurious one
     for measure in ("failure_fraction", "early_failure"):
         assert np.isnan(control.get("pooled", "full_smoothness", measure, "spearman")["value"])
+    # and the continuous ones show no significant positive association with FSD
+    for measure in ("energy_excursion_meV_atom", "abs_energy_drift_meV_atom_ps", "temperature_jump_K"):
+        row = control.get("pooled", "full_smoothness", measure, "spearman")
+        assert row["n"] == 12 and np.isfinite(row["value"]), (measure, row)
+        assert not (row["value"] > 0 and row["p_value"] < 0.05), (measure, row)
 
 
 def test_rank_correlation_matches_scipy_and_calibrates():

@@ -77,6 +77,42 @@ def test_outputs_and_resume(xyz, tmp_path, monkeypatch):
     assert len(calls) == 4
 
 
+def test_changed_analysis_settings_remeasure_without_rerunning(xyz, tmp_path, monkeypatch):
+    out = tmp_path / "md"
+    first = run_stability(SyntheticPairCalculator, xyz, CFG, out=out, progress=False, plots=False)
+    import pesprobe.md.study as study
+    from pesprobe.md.record import RunStore, measure
+
+    def boom(*args, **kwargs):
+        raise AssertionError("re-measuring must not integrate again")
+
+    monkeypatch.setattr(study, "run_ase_trajectory", boom)
+    wider = MDConfig(**{**CFG.to_dict(), "spike_window_fs": 20.0, "spike_settle_fs": 0.0})
+    second = run_stability(SyntheticPairCalculator, xyz, wider, out=out, progress=False, plots=False)
+    store = RunStore(out)
+    for a, b in zip(first.trajectories, second.trajectories):
+        assert b.measures == measure(store.load_log(b.key), b.n_atoms, wider, b.failure)
+        assert b.measures["temperature_jump_K"] >= a.measures["temperature_jump_K"]
+        assert b.measures["energy_drift_meV_atom_ps"] == a.measures["energy_drift_meV_atom_ps"]
+    assert any(b.measures["temperature_jump_K"] > a.measures["temperature_jump_K"]
+               for a, b in zip(first.trajectories, second.trajectories))
+    assert json.loads((out / "results.json").read_text())["config"]["spike_window_fs"] == 20.0
+
+
+def test_a_batched_torch_potential_object_runs_its_model(xyz):
+    from pesprobe.md.study import resolve_engine
+    from pesprobe.models import ModelConfig, TorchPotential, build_model
+
+    potential = TorchPotential(build_model(ModelConfig(d_model=16, n_heads=2, n_blocks=1, embed_dim=8,
+                                                       readout_dim=8, n_rbf=8, k=6, cutoff=4.0)), name="tiny")
+    engine = resolve_engine(potential)
+    assert engine.kind == "batched" and engine.model is potential.model and engine.name == "tiny"
+    cfg = MDConfig(length_ps=0.005, seeds=(0,), save_every=0, bond_tolerance_A=1e6, fly_apart_A=1e6,
+                   energy_tolerance_eV_atom=1e6)
+    result = run_stability(potential, xyz, cfg, progress=False)
+    assert result.engine == "batched" and all(t.steps_done == cfg.n_steps for t in result.trajectories)
+
+
 def test_rougher_potential_is_less_stable(xyz):
     smooth = run_stability(SyntheticPairCalculator, xyz, CFG, progress=False)
     rough = run_stability(lambda: SyntheticPairCalculator(step_eV=0.08), xyz, CFG, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,23 +96,28 @@ def stability_measures(log: EnergyLog, n_atoms: int, config: MDConfig, failed: b
         ``time_to_failure_ps`` (the full length if it survived), ``early_failure``
         (1 − time_to_failure / length: 0 if it survived), ``failed`` (0/1),
         ``energy_drift_meV_atom_ps`` and its absolute value, ``energy_excursion_meV_atom``
-        (largest |E_tot − E_tot(0)|; both NaN for NVT), ``temperature_jump_K`` (see
-        :func:`temperature_jump`, window ``spike_window_fs``), ``temperature_peak_K``,
-        ``temperature_peak_ratio`` (peak / T0), ``mean_temperature_K``.
-        Measures use the samples before the failure.
+        (largest |E_tot − E_tot(0)|, +inf if the energy went non-finite; both NaN for NVT),
+        ``temperature_jump_K`` (see :func:`temperature_jump`, window ``spike_window_fs``),
+        ``temperature_peak_K``, ``temperature_peak_ratio`` (peak / T0), ``mean_temperature_K``.
+        Measures use the samples up to and including the failing step. The jump and the peak
+        leave out the first ``spike_settle_fs`` (all samples if fewer than two come after it).
     """
     length_ps = config.n_steps * config.timestep_fs / 1000.0
     ttf = length_ps if not failed or failure_time_fs is None else failure_time_fs / 1000.0
     total = log.total
     nve = config.ensemble == "nve"
     if nve and len(total) and np.isfinite(total[0]):
-        excursion = float(np.nanmax(np.abs(total - total[0])) * 1000.0 / n_atoms)
+        deviation = np.abs(total - total[0])
+        excursion = math.inf if not np.isfinite(deviation).all() else float(deviation.max() * 1000.0 / n_atoms)
     else:
         excursion = float("nan")
     drift = energy_drift(log.time_fs, total, n_atoms) if nve else float("nan")
     window = int(round(config.spike_window_fs / (config.timestep_fs * config.log_every)))
+    settled = log.temperature_K[log.time_fs >= config.spike_settle_fs]
+    spike_temps = settled if np.isfinite(settled).sum() >= 2 else log.temperature_K
     temps = log.temperature_K[np.isfinite(log.temperature_K)]
-    peak = float(temps.max()) if len(temps) else float("nan")
+    finite_spike = spike_temps[np.isfinite(spike_temps)]
+    peak = float(finite_spike.max()) if len(finite_spike) else float("nan")
     return {
         "failed": float(failed),
         "time_to_failure_ps": float(ttf),
@@ -119,7 +125,7 @@ def stability_measures(log: EnergyLog, n_atoms: int, config: MDConfig, failed: b
         "energy_drift_meV_atom_ps": drift,
         "abs_energy_drift_meV_atom_ps": abs(drift),
         "energy_excursion_meV_atom": excursion,
-        "temperature_jump_K": temperature_jump(log.temperature_K, window),
+        "temperature_jump_K": temperature_jump(spike_temps, window),
         "temperature_peak_K": peak,
         "temperature_peak_ratio": peak / config.temperature_K if config.temperature_K > 0 else float("nan"),
         "mean_temperature_K": float(temps.mean()) if len(temps) else float("nan"),

@@ -20,6 +20,9 @@ TICK_EVERY = 50
 def initial_atoms(molecule: Molecule, seed: int, config: MDConfig):
     """The molecule with Maxwell–Boltzmann momenta at T0 (centre-of-mass motion removed).
 
+    The centre-of-mass momentum is removed without rescaling, so the kinetic temperature over the
+    3N − 3 remaining degrees of freedom (what NVE reports) has expectation T0.
+
     Returns
     -------
     atoms : ase.Atoms
@@ -32,7 +35,7 @@ def initial_atoms(molecule: Molecule, seed: int, config: MDConfig):
     rng = np.random.default_rng(seed)
     # thermalize_momenta is ASE 3.29's name for MaxwellBoltzmannDistribution (now deprecated)
     thermalize_momenta(atoms, config.temperature_K, rng=rng)
-    Stationary(atoms)
+    Stationary(atoms, preserve_temperature=False)
     return atoms, rng
 
 

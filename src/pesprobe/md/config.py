@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 ENSEMBLES = ("nve", "nvt")
+#: Settings that only change how a finished trajectory is measured: changing them re-measures
+#: stored trajectories instead of re-running them.
+ANALYSIS_ONLY = ("spike_window_fs", "spike_settle_fs")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ class MDConfig:
     spike_window_fs : float
         Window of the temperature-spike measure (largest rise or fall of the kinetic
         temperature within any window this long), fs.
+    spike_settle_fs : float
+        The temperature-spike and peak measures ignore the first this many fs, in which an NVE
+        run started from a minimum with all energy kinetic settles to about T0/2 (equipartition),
+        fs. A trajectory that fails sooner is measured over all its samples.
     """
 
     temperature_K: float = 500.0
@@ -57,6 +64,7 @@ class MDConfig:
     fly_apart_A: float = 3.0
     energy_tolerance_eV_atom: float = 0.05
     spike_window_fs: float = 5.0
+    spike_settle_fs: float = 50.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
@@ -68,6 +76,8 @@ class MDConfig:
                      "energy_tolerance_eV_atom", "spike_window_fs"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.spike_settle_fs >= 0:
+            problems.append(f"spike_settle_fs must be >= 0, got {self.spike_settle_fs}")
         if self.temperature_K < 0:
             problems.append(f"temperature_K must be >= 0, got {self.temperature_K}")
         if self.ensemble == "nvt" and not self.friction_per_fs > 0:
@@ -107,8 +117,10 @@ class MDConfig:
         return cls(**data)
 
     def fingerprint(self, seed: int) -> str:
-        """Hash of everything that shapes the trajectory of ``seed`` (other seeds do not matter)."""
+        """Hash of everything that shapes the trajectory of ``seed`` (other seeds and the
+        :data:`ANALYSIS_ONLY` settings do not matter)."""
         data = self.to_dict()
-        data.pop("seeds")
+        for name in ("seeds", *ANALYSIS_ONLY):
+            data.pop(name)
         data["seed"] = int(seed)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

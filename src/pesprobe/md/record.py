@@ -96,11 +96,15 @@ class TrajectoryResult:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (NaN as None); inverse of :meth:`from_json`."""
+        """JSON-ready dict; inverse of :meth:`from_json`.
+
+        NaN measures are written as None, infinite ones as the strings ``"inf"`` / ``"-inf"``.
+        """
         data = {k: getattr(self, k) for k in ("molecule", "key", "seed", "n_atoms", "potential", "engine",
                                                "steps_done", "n_steps", "wall_seconds", "fingerprint")}
         data["failure"] = None if self.failure is None else vars(self.failure)
-        data["measures"] = {k: (v if math.isfinite(v) else None) for k, v in self.measures.items()}
+        data["measures"] = {k: (v if math.isfinite(v) else None if math.isnan(v) else str(v))
+                            for k, v in self.measures.items()}
         return data
 
     @classmethod
@@ -174,11 +178,16 @@ class RunStore:
         atomic_write_json(self.json_path(result.key), result.to_json())
 
 
+def measure(log: EnergyLog, n_atoms: int, config: MDConfig, failure: Failure | None) -> dict[str, float]:
+    """Stability measures of one trajectory (see :func:`pesprobe.md.analysis.stability_measures`)."""
+    failure_time = None if failure is None else failure.step * config.timestep_fs
+    return stability_measures(log, n_atoms, config, failure is not None, failure_time)
+
+
 def finish(raw: RawTrajectory, molecule: Molecule, seed: int, config: MDConfig, potential: str, engine: str,
            fingerprint: str) -> TrajectoryResult:
     """Turn an engine's raw output into a :class:`TrajectoryResult` (measures computed here)."""
-    failure_time = None if raw.failure is None else raw.failure.step * config.timestep_fs
-    measures = stability_measures(raw.log, molecule.n_atoms, config, raw.failure is not None, failure_time)
+    measures = measure(raw.log, molecule.n_atoms, config, raw.failure)
     return TrajectoryResult(molecule=molecule.id, key=RunStore.key(molecule, seed), seed=seed,
                             n_atoms=molecule.n_atoms, potential=potential, engine=engine,
                             steps_done=raw.steps_done, n_steps=config.n_steps, failure=raw.failure,

@@ -25,7 +25,7 @@ class RankCorrelation:
     method : str
         ``"spearman"`` or ``"kendall"`` (τ-b, ties handled).
     n : int
-        Pairs used (both members finite).
+        Pairs used (neither member NaN).
     value : float
         ρ or τ (NaN if n < 3 or either sample is constant).
     ci_low, ci_high : float
@@ -86,7 +86,8 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, method: str = "spearman", n_b
     Parameters
     ----------
     x, y : (n,) arrays
-        Paired samples; pairs with a non-finite member are dropped.
+        Paired samples; pairs with a NaN member are dropped, ±inf rank as the most extreme
+        values (a run whose energy blew up is the least stable, not a missing one).
     method : str
         ``"spearman"`` or ``"kendall"``.
     n_bootstrap, n_permutations : int
@@ -99,8 +100,10 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, method: str = "spearman", n_b
     x, y = np.asarray(x, dtype=float).ravel(), np.asarray(y, dtype=float).ravel()
     if x.shape != y.shape:
         raise ValueError(f"x and y must pair up, got {x.shape} and {y.shape}")
-    ok = np.isfinite(x) & np.isfinite(y)
-    x, y = x[ok], y[ok]
+    from scipy.stats import rankdata
+
+    ok = ~np.isnan(x) & ~np.isnan(y)
+    x, y = rankdata(x[ok]), rankdata(y[ok])  # both statistics depend on ranks only
     n = len(x)
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return RankCorrelation(method, n, math.nan, math.nan, math.nan, math.nan)

@@ -19,7 +19,7 @@ from pesprobe.data.atomic import atomic_write, atomic_write_json, json_safe
 from pesprobe.data.scan import ScanSet
 from pesprobe.md.ase_engine import run_ase_trajectory
 from pesprobe.md.config import MDConfig
-from pesprobe.md.record import RawTrajectory, RunStore, TrajectoryResult, finish, trajectory_fingerprint
+from pesprobe.md.record import RawTrajectory, RunStore, TrajectoryResult, finish, measure, trajectory_fingerprint
 from pesprobe.md.systems import Molecule, load_molecules, molecules_from_scans
 
 ENGINES = ("auto", "ase", "batched")
@@ -130,8 +130,9 @@ def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None
     ----------
     potential : str, torch.nn.Module, ASE calculator or callable
         A SPEC (``gfn2-xtb``, ``MODULE:FACTORY``, ``pesprobe:PATH`` ...), a contract torch model,
-        an ASE calculator instance (reset before each trajectory), or a zero-argument factory
-        of either.
+        a batched Potential wrapping one (e.g. :func:`pesprobe.models.load_potential`'s
+        result: its ``model`` runs), an ASE calculator instance (reset before each trajectory),
+        or a zero-argument factory of any of these.
     engine : str
         ``"auto"`` (batched for torch models, ASE otherwise), ``"ase"`` or ``"batched"``.
     name : str, optional
@@ -153,6 +154,9 @@ def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None
             if engine != "ase" and potential.strip().lower() not in BUILTIN_FACTORIES:
                 probe = obj()
                 obj = probe if _is_torch_model(probe) else obj
+    elif _is_torch_model(getattr(potential, "model", None)) and not _is_torch_model(potential):
+        obj = potential.model  # a batched Potential around a torch model (TorchPotential)
+        label = name or getattr(potential, "name", None)
     elif callable(potential) and not _is_torch_model(potential) and (
             isinstance(potential, type) or not hasattr(potential, "get_potential_energy")):  # a class is a factory
         probe = potential()
@@ -255,8 +259,10 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     done: dict[tuple[str, int], TrajectoryResult] = {}
     if store is not None and resume:
         for m, s in tasks:
-            found = store.load(RunStore.key(m, s), prints[(m.key, s)])
-            if found is not None:
+            key = RunStore.key(m, s)
+            found = store.load(key, prints[(m.key, s)])
+            if found is not None:  # measured again: the analysis-only settings may have changed
+                found.measures = measure(store.load_log(key), m.n_atoms, config, found.failure)
                 done[(m.key, s)] = found
     todo = [(m, s) for m, s in tasks if (m.key, s) not in done]
     bar = tqdm(total=len(todo) * config.n_steps, desc=f"MD {eng.name}", unit="step", unit_scale=True,
