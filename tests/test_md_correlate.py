@@ -144,7 +144,27 @@ def test_rank_correlation_matches_scipy_and_calibrates():
     exact = rank_correlation([1, 2, 3, 4, 5], [2, 4, 6, 8, 11])
     assert exact.value == 1.0 and exact.p_value == pytest.approx(2 / 120)
     with_nan = rank_correlation([1, 2, np.nan, 4, 5], [1, 2, 3, 4, 5])
-    assert with_nan.n == 4
+    assert with_nan.n == 4 and with_nan.value == 1.0 and with_nan.p_value == pytest.approx(2 / 24)
+    assert np.isnan(with_nan.ci_low) and np.isnan(with_nan.ci_high)  # too few pairs for a bootstrap interval
     assert np.isnan(rank_correlation([1, 2, 3], [5, 5, 5]).value)
     with pytest.raises(ValueError, match="method"):
         rank_correlation([1, 2, 3], [1, 2, 3], "pearson")
+
+
+def test_cli_correlate_writes_its_tables(tmp_path):
+    from typer.testing import CliRunner
+
+    from pesprobe.cli import app
+
+    out = tmp_path / "corr"
+    result = CliRunner().invoke(app, ["correlate", "lj", "morse", "--out", str(out), "--length", "0.005", "--seeds",
+                                      "0", "--bootstrap", "20", "--permutations", "20", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "pooled Spearman rho" in result.output and "energy_excursion_meV_atom" in result.output
+    assert "cost: MD" in result.output
+    data = json.loads((out / "correlation.json").read_text())
+    assert {row["potential"] for row in data["pairs"]} == {"lj", "morse"} and len(data["pairs"]) == 12
+    for name in ("correlations.csv", "pairs.csv", "lj/md/results.json", "morse/bsct/results.json"):
+        assert (out / name).is_file(), name
+    bad = CliRunner().invoke(app, ["correlate", "lj", "no-such-potential", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "error" in bad.output

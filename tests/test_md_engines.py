@@ -203,3 +203,43 @@ def test_config_rejects_bad_settings():
     with pytest.raises(ValueError, match="unknown MD setting"):
         MDConfig.from_dict({"temprature_K": 300})
     assert MDConfig(length_ps=1.0, timestep_fs=0.5).n_steps == 2000
+
+
+class _CountingModel(MorsePair):
+    """MorsePair that counts its calls and raises KeyboardInterrupt (an interruption) at call ``stop``."""
+
+    def __init__(self, stop: int | None = None) -> None:
+        super().__init__()
+        self.calls, self.stop = 0, stop
+
+    def forward(self, positions, cell, system_index, atomic_numbers):
+        self.calls += 1
+        if self.calls == self.stop:
+            raise KeyboardInterrupt
+        return super().forward(positions, cell, system_index, atomic_numbers)
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "nvt"])
+def test_interrupted_batched_run_resumes_from_its_checkpoint(clusters, tmp_path, ensemble):
+    cfg = MDConfig(length_ps=0.03, seeds=(0, 1), ensemble=ensemble, save_every=10)
+    mols, seeds = clusters + clusters[:1], [0, 0, 0, 1]
+    reference = BatchedIntegrator(_CountingModel(), cfg).run(mols, seeds)
+    path = tmp_path / "state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        BatchedIntegrator(_CountingModel(stop=31), cfg, checkpoint_every_s=0.0).run(
+            mols, seeds, checkpoint=path, checkpoint_key="batch-a")
+    assert path.is_file()
+    model = _CountingModel()
+    resumed = BatchedIntegrator(model, cfg, checkpoint_every_s=0.0).run(mols, seeds, checkpoint=path,
+                                                                        checkpoint_key="batch-a")
+    assert model.calls == cfg.n_steps - 29  # steps 0..29 were done before the interruption
+    for ref, got in zip(reference, resumed):
+        np.testing.assert_array_equal(got.log.total, ref.log.total)
+        np.testing.assert_array_equal(got.log.temperature_K, ref.log.temperature_K)
+        assert len(got.frames) == len(ref.frames) == 7
+        np.testing.assert_array_equal(got.frames[-1].positions, ref.frames[-1].positions)
+        assert got.steps_done == ref.steps_done and got.failure == ref.failure
+    # a state file written for other trajectories is not used
+    model = _CountingModel()
+    BatchedIntegrator(model, cfg, checkpoint_every_s=0.0).run(mols, seeds, checkpoint=path, checkpoint_key="other")
+    assert model.calls == cfg.n_steps + 1

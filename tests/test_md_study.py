@@ -128,6 +128,7 @@ def test_torch_model_runs_batched_and_nvt_reports_no_drift(xyz, tmp_path):
     cfg = MDConfig(length_ps=0.02, seeds=(0, 1), ensemble="nvt", save_every=0)
     result = run_stability(MorsePair(), xyz, cfg, out=tmp_path / "t", progress=False, plots=False)
     assert result.engine == "batched" and len(result.trajectories) == 4
+    assert not list((tmp_path / "t" / "runs").glob("_batch_*"))  # state files go once the results are saved
     assert all(np.isnan(t.measures["energy_drift_meV_atom_ps"]) for t in result.trajectories)
     assert all(t.measures["mean_temperature_K"] > 0 for t in result.trajectories)
     ase = run_stability(MorsePair(), xyz, cfg, engine="ase", progress=False)
@@ -174,3 +175,24 @@ def test_molecules_from_published_scans_use_unperturbed_geometry():
     ref = read(Path(scan.meta["source"]) / "unperturbed.xyz")
     np.testing.assert_allclose(mols[0].positions, ref.positions, atol=1e-6)
     np.testing.assert_array_equal(mols[0].numbers, ref.numbers)
+
+
+def test_interrupted_batched_study_goes_on_from_its_state_file(xyz, tmp_path, monkeypatch):
+    from functools import partialmethod
+
+    import pesprobe.md.batched as batched
+    from test_md_engines import _CountingModel
+
+    monkeypatch.setattr(batched.BatchedIntegrator, "__init__",
+                        partialmethod(batched.BatchedIntegrator.__init__, checkpoint_every_s=0.0))
+    cfg = MDConfig(length_ps=0.02, seeds=(0, 1), save_every=0)
+    clean = run_stability(_CountingModel(), xyz, cfg, progress=False)
+    out = tmp_path / "md"
+    with pytest.raises(KeyboardInterrupt):
+        run_stability(_CountingModel(stop=21), xyz, cfg, out=out, progress=False, plots=False)
+    assert len(list((out / "runs").glob("_batch_*.pt"))) == 1
+    model = _CountingModel()
+    resumed = run_stability(model, xyz, cfg, out=out, progress=False, plots=False)
+    assert model.calls == cfg.n_steps - 19
+    assert [t.measures for t in resumed.trajectories] == [t.measures for t in clean.trajectories]
+    assert not list((out / "runs").glob("_batch_*.pt"))

@@ -10,13 +10,16 @@ fails is taken out of the batch; the others go on.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from pesprobe.data.atomic import atomic_write
 from pesprobe.md.analysis import LogBuffer
 from pesprobe.md.ase_engine import initial_atoms
 from pesprobe.md.config import MDConfig
@@ -27,6 +30,8 @@ from pesprobe.md.torch_models import model_device, model_dtype
 
 #: Steps between two progress updates.
 TICK_EVERY = 20
+#: Tag of batched-run checkpoint files.
+CHECKPOINT_FORMAT = "pesprobe-md-batch-1"
 
 
 @dataclass
@@ -54,6 +59,50 @@ class _Batch:
                       forces=self.forces[atom_mask], energy=self.energy[keep_t])
 
 
+    def to(self, device: torch.device) -> _Batch:
+        """The batch with every tensor on ``device``."""
+        move = {name: getattr(self, name).to(device) for name in ("numbers", "system_index", "masses", "positions",
+                                                                  "momenta", "forces", "energy")}
+        return _Batch(jobs=list(self.jobs), **move)
+
+
+@dataclass
+class _RunState:
+    """Everything a batched run needs to go on from ``next_step`` (what a checkpoint holds)."""
+
+    batch: _Batch
+    errors: dict[int, str]          # model errors at the last evaluated step, by active system
+    next_step: int
+    ticked: int
+    monitor: FailureMonitor
+    buffers: list[LogBuffer]
+    frames: list[list]
+    failures: dict[int, Failure]
+    generator_states: list[torch.Tensor]
+    elapsed: float                  # wall seconds spent before this process took over
+
+
+def _save_state(path: str | Path, key: str, state: _RunState) -> None:
+    """Write ``state`` (tensors moved to the CPU) atomically."""
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "key": key, "state": replace(state, batch=state.batch.to(
+        torch.device("cpu")))}, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def _load_state(path: str | Path, key: str) -> _RunState | None:
+    """The state in ``path`` if it exists, is readable and was written for ``key``; else None."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=False)  # our own pickle (see run)
+    except Exception:  # noqa: BLE001 - an unreadable checkpoint means starting over, not failing
+        return None
+    ok = isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT and data.get("key") == key
+    return data["state"] if ok else None
+
+
 class BatchedIntegrator:
     """Integrates trajectories ``(molecule, seed)`` together under one torch model.
 
@@ -64,13 +113,17 @@ class BatchedIntegrator:
     config : MDConfig
     device : str or torch.device, optional
         Where to integrate; defaults to the model's device.
+    checkpoint_every_s : float
+        Seconds between two state files when :meth:`run` is given a ``checkpoint`` path.
     """
 
-    def __init__(self, model: torch.nn.Module, config: MDConfig, device: str | torch.device | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, config: MDConfig, device: str | torch.device | None = None,
+                 checkpoint_every_s: float = 60.0) -> None:
         self.model = model
         self.config = config
         self.device = torch.device(device) if device is not None else model_device(model)
         self.dtype = model_dtype(model)
+        self.checkpoint_every_s = checkpoint_every_s
 
     def _evaluate(self, batch: _Batch) -> tuple[torch.Tensor, torch.Tensor, dict[int, str]]:
         """Energies (n_active,) and forces (n_atoms, 3), float64. If the batched call raises, each
@@ -108,8 +161,8 @@ class BatchedIntegrator:
         out = torch.zeros(len(batch.jobs), dtype=torch.float64, device=self.device)
         return out.index_add_(0, batch.system_index, per_atom)
 
-    def run(self, molecules: list[Molecule], seeds: list[int],
-            tick: Callable[[int], None] | None = None) -> list[RawTrajectory]:
+    def run(self, molecules: list[Molecule], seeds: list[int], tick: Callable[[int], None] | None = None,
+            checkpoint: str | Path | None = None, checkpoint_key: str = "") -> list[RawTrajectory]:
         """Integrate trajectory k = (``molecules[k]``, ``seeds[k]``) for every k.
 
         Parameters
@@ -119,6 +172,13 @@ class BatchedIntegrator:
             Called with a number of trajectory-steps done (batch steps × trajectories of the
             batch, failed ones included), for progress bars: a run ticks ``len(molecules) ×
             n_steps`` in all.
+        checkpoint : path, optional
+            State file: written atomically every ``checkpoint_every_s`` seconds; a run started with
+            an existing file whose key matches goes on from it (same trajectories, same numbers).
+            The caller deletes it once the results are safe. It is a pickle: only load your own.
+        checkpoint_key : str
+            Identity of this batch (settings, model, molecules, seeds); a file with another key is
+            ignored and overwritten.
 
         Returns
         -------
@@ -129,55 +189,76 @@ class BatchedIntegrator:
 
         if len(molecules) != len(seeds):
             raise ValueError(f"got {len(molecules)} molecules and {len(seeds)} seeds; expected one seed each")
-        cfg, dev = self.config, self.device
+        cfg = self.config
         start = time.perf_counter()
         n_jobs = len(molecules)
-        atoms0 = [initial_atoms(m, s, cfg)[0] for m, s in zip(molecules, seeds)]
-        cat = lambda arrays: torch.as_tensor(np.concatenate(arrays), device=dev)  # noqa: E731
-        batch = _Batch(jobs=list(range(n_jobs)), numbers=cat([m.numbers for m in molecules]).long(),
-                       system_index=cat([np.full(m.n_atoms, k) for k, m in enumerate(molecules)]).long(),
-                       masses=cat([a.get_masses() for a in atoms0]).double()[:, None],
-                       positions=cat([m.positions for m in molecules]).double(),
-                       momenta=cat([a.get_momenta() for a in atoms0]).double(),
-                       forces=torch.empty(0), energy=torch.empty(0))
-        monitor = FailureMonitor([m.numbers for m in molecules], [m.positions for m in molecules], cfg)
-        buffers = [LogBuffer(cfg, m.n_atoms) for m in molecules]
-        frames: list[list] = [[] for _ in range(n_jobs)]
-        failures: dict[int, Failure] = {}
-        generators = [torch.Generator(device=dev).manual_seed(int(s)) for s in seeds]
+        state = _load_state(checkpoint, checkpoint_key) if checkpoint is not None else None
+        generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
+        if state is None:
+            state = self._initial_state(molecules, seeds)
+        else:
+            state.batch = state.batch.to(self.device)
+            for generator, rng_state in zip(generators, state.generator_states):
+                generator.set_state(rng_state)
+        batch = state.batch
         dt = cfg.timestep_fs * units.fs
         kT = units.kB * cfg.temperature_K
         c1 = float(np.exp(-cfg.friction_per_fs / units.fs * dt))
-        batch.energy, batch.forces, errors = self._evaluate(batch)
-        ticked = 0
-        for step in range(cfg.n_steps + 1):
+        errors: dict[int, str] = state.errors
+        last_save = time.monotonic()
+        for step in range(state.next_step, cfg.n_steps + 1):
             if step > 0:
                 self._advance(batch, dt, c1, kT, generators)
                 batch.energy, batch.forces, errors = self._evaluate(batch)
                 batch.momenta += 0.5 * dt * batch.forces                     # closing half kick
             kinetic = self._kinetic(batch)
-            found = monitor.check(step, batch.positions.cpu().numpy(), batch.energy.cpu().numpy(),
-                                  kinetic.cpu().numpy(), batch.forces.cpu().numpy())
+            found = state.monitor.check(step, batch.positions.cpu().numpy(), batch.energy.cpu().numpy(),
+                                        kinetic.cpu().numpy(), batch.forces.cpu().numpy())
             for s, text in errors.items():
                 found[s] = Failure(step, "calculator_error", text)
-            self._record(batch, step, kinetic, found, buffers, frames, molecules)
+            self._record(batch, step, kinetic, found, state.buffers, state.frames, molecules)
             if found:
                 for s, failure in found.items():
-                    failures[batch.jobs[s]] = failure
+                    state.failures[batch.jobs[s]] = failure
                 keep = np.array(sorted(set(range(len(batch.jobs))) - set(found)), dtype=np.int64)
                 if len(keep) == 0:
                     break
                 batch = batch.keep(keep)
-                monitor = monitor.subset(keep)
-            if tick is not None and step - ticked >= TICK_EVERY:
-                tick((step - ticked) * n_jobs)
-                ticked = step
+                state.monitor = state.monitor.subset(keep)
+            if tick is not None and step - state.ticked >= TICK_EVERY:
+                tick((step - state.ticked) * n_jobs)
+                state.ticked = step
+            if checkpoint is not None and time.monotonic() - last_save >= self.checkpoint_every_s:
+                state.batch, state.next_step, state.errors = batch, step + 1, {}
+                state.generator_states = [g.get_state() for g in generators]
+                state.elapsed = state.elapsed + time.perf_counter() - start
+                start = time.perf_counter()
+                _save_state(checkpoint, checkpoint_key, state)
+                last_save = time.monotonic()
         if tick is not None:
-            tick((cfg.n_steps - ticked) * n_jobs)
-        wall = (time.perf_counter() - start) / n_jobs
-        return [RawTrajectory(log=buffers[k].log(), failure=failures.get(k),
+            tick((cfg.n_steps - state.ticked) * n_jobs)
+        failures = state.failures
+        wall = (state.elapsed + time.perf_counter() - start) / n_jobs
+        return [RawTrajectory(log=state.buffers[k].log(), failure=failures.get(k),
                               steps_done=failures[k].step if k in failures else cfg.n_steps,
-                              frames=frames[k], wall_seconds=wall) for k in range(n_jobs)]
+                              frames=state.frames[k], wall_seconds=wall) for k in range(n_jobs)]
+
+    def _initial_state(self, molecules: list[Molecule], seeds: list[int]) -> _RunState:
+        """Positions, Maxwell–Boltzmann momenta and first forces of every trajectory (step 0 to do)."""
+        cfg, dev = self.config, self.device
+        atoms0 = [initial_atoms(m, s, cfg)[0] for m, s in zip(molecules, seeds)]
+        cat = lambda arrays: torch.as_tensor(np.concatenate(arrays), device=dev)  # noqa: E731
+        batch = _Batch(jobs=list(range(len(molecules))), numbers=cat([m.numbers for m in molecules]).long(),
+                       system_index=cat([np.full(m.n_atoms, k) for k, m in enumerate(molecules)]).long(),
+                       masses=cat([a.get_masses() for a in atoms0]).double()[:, None],
+                       positions=cat([m.positions for m in molecules]).double(),
+                       momenta=cat([a.get_momenta() for a in atoms0]).double(),
+                       forces=torch.empty(0), energy=torch.empty(0))
+        batch.energy, batch.forces, errors = self._evaluate(batch)
+        return _RunState(batch=batch, errors=errors, next_step=0, ticked=0,
+                         monitor=FailureMonitor([m.numbers for m in molecules], [m.positions for m in molecules], cfg),
+                         buffers=[LogBuffer(cfg, m.n_atoms) for m in molecules],
+                         frames=[[] for _ in molecules], failures={}, generator_states=[], elapsed=0.0)
 
     def _advance(self, batch: _Batch, dt: float, c1: float, kT: float, generators: list[torch.Generator]) -> None:
         """A step up to the new positions (NVE: B A; NVT: B A O A); the caller then evaluates the

@@ -24,6 +24,8 @@ FlyApart = Annotated[float, typer.Option(help="Failure: an atom's nearest-neighb
 EnergyTol = Annotated[float, typer.Option(help="Failure (NVE): total energy leaving E_tot(0) by more than this, "
                                                "eV/atom.")]
 SpikeWindow = Annotated[float, typer.Option(help="Window of the temperature-spike measure, fs.")]
+SpikeSettle = Annotated[float, typer.Option(help="The temperature-spike and peak measures skip the first this "
+                                                 "many fs (the start-up transient), fs.")]
 Engine = Annotated[str, typer.Option(help="auto (batched for torch models), ase or batched.")]
 Jobs = Annotated[int, typer.Option(min=1, help="Worker processes for ASE trajectories.")]
 Plots = Annotated[bool, typer.Option("--plots/--no-plots", help="Write figures.")]
@@ -32,7 +34,7 @@ Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse finish
 
 def _config(temperature: float, timestep: float, length: float, seeds: str, ensemble: str, friction: float,
             save_every: int, log_every: int, bond_tolerance: float, fly_apart: float, energy_tolerance: float,
-            spike_window: float):
+            spike_window: float, spike_settle: float):
     from pesprobe.md.config import MDConfig
 
     try:
@@ -43,7 +45,8 @@ def _config(temperature: float, timestep: float, length: float, seeds: str, ense
         return MDConfig(temperature_K=temperature, timestep_fs=timestep, length_ps=length, seeds=seed_list,
                         ensemble=ensemble, friction_per_fs=friction, save_every=save_every, log_every=log_every,
                         bond_tolerance_A=bond_tolerance, fly_apart_A=fly_apart,
-                        energy_tolerance_eV_atom=energy_tolerance, spike_window_fs=spike_window)
+                        energy_tolerance_eV_atom=energy_tolerance, spike_window_fs=spike_window,
+                        spike_settle_fs=spike_settle)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -64,7 +67,7 @@ def md(
     temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",
     ensemble: Ensemble = "nve", friction: Friction = 0.01, save_every: SaveEvery = 100, log_every: LogEvery = 1,
     bond_tolerance: BondTol = 0.5, fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
-    spike_window: SpikeWindow = 5.0, engine: Engine = "auto", jobs: Jobs = 1,
+    spike_window: SpikeWindow = 5.0, spike_settle: SpikeSettle = 50.0, engine: Engine = "auto", jobs: Jobs = 1,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batched engine: trajectories per batch "
                                                               "(default: all).")] = None,
     device: Annotated[Optional[str], typer.Option(help="Batched engine: torch device.")] = None,
@@ -75,7 +78,7 @@ def md(
     from pesprobe.potentials.registry import SpecError
 
     config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
-                     bond_tolerance, fly_apart, energy_tolerance, spike_window)
+                     bond_tolerance, fly_apart, energy_tolerance, spike_window, spike_settle)
     try:
         result = run_stability(calc, _data(data), config, out=out, engine=engine, jobs=jobs, batch_size=batch_size,
                                device=device, plots=plots, resume=resume)
@@ -100,7 +103,7 @@ def correlate(
     temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",
     ensemble: Ensemble = "nve", friction: Friction = 0.01, save_every: SaveEvery = 100, log_every: LogEvery = 1,
     bond_tolerance: BondTol = 0.5, fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
-    spike_window: SpikeWindow = 5.0, engine: Engine = "auto", jobs: Jobs = 1,
+    spike_window: SpikeWindow = 5.0, spike_settle: SpikeSettle = 50.0, engine: Engine = "auto", jobs: Jobs = 1,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples for the 95% CIs.")] = 2000,
     permutations: Annotated[int, typer.Option(min=10, help="Permutations for the p-values.")] = 5000,
     plots: Plots = True,
@@ -111,7 +114,7 @@ def correlate(
     from pesprobe.potentials.registry import SpecError
 
     config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
-                     bond_tolerance, fly_apart, energy_tolerance, spike_window)
+                     bond_tolerance, fly_apart, energy_tolerance, spike_window, spike_settle)
     try:
         result = run_correlate(calcs, _data(data), config, out=out, n_bootstrap=bootstrap,
                                n_permutations=permutations, engine=engine, jobs=jobs, plots=plots)

@@ -150,6 +150,15 @@ class RunStore:
         """Trajectory file of trajectory ``key``."""
         return self.root / "traj" / f"{key}.xyz"
 
+    def checkpoint_path(self, batch_key: str) -> Path:
+        """State file of an unfinished batched run (see :class:`pesprobe.md.batched.BatchedIntegrator`)."""
+        return self.root / "runs" / f"_batch_{batch_key}.pt"
+
+    def clear_checkpoints(self) -> None:
+        """Remove the state files of batched runs (once every result is saved)."""
+        for path in (self.root / "runs").glob("_batch_*.pt"):
+            path.unlink(missing_ok=True)
+
     def load(self, key: str, fingerprint: str) -> TrajectoryResult | None:
         """The stored result of ``key`` if it exists, is readable and has this fingerprint."""
         path = self.json_path(key)

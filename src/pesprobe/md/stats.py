@@ -12,6 +12,9 @@ import numpy as np
 METHODS = ("spearman", "kendall")
 #: Up to this many pairs the permutation p-value enumerates every permutation (exact).
 EXACT_MAX_N = 7
+#: Fewer pairs than this get no bootstrap interval (NaN): resampling 3 or 4 pairs mostly repeats
+#: them, and the percentile interval collapses onto ±1 for any perfectly ordered sample.
+MIN_CI_N = 5
 #: Resamples per vectorised chunk (bounds memory for Kendall's n(n − 1)/2 pair signs).
 CHUNK = 256
 
@@ -30,7 +33,7 @@ class RankCorrelation:
         ρ or τ (NaN if n < 3 or either sample is constant).
     ci_low, ci_high : float
         Percentile bootstrap 95% confidence interval (pairs resampled with replacement;
-        resamples in which either sample is constant are left out).
+        resamples in which either sample is constant are left out); NaN for n < :data:`MIN_CI_N`.
     p_value : float
         Two-sided permutation p-value of "no association": exact (all n! pairings) for
         n ≤ :data:`EXACT_MAX_N`, else Monte Carlo, (1 + #{|stat*| ≥ |stat|}) / (1 + resamples).
@@ -112,7 +115,7 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, method: str = "spearman", n_b
     idx = rng.integers(0, n, size=(n_bootstrap, n))
     boot = _rows(method, x[idx], y[idx])
     boot = boot[np.isfinite(boot)]
-    low, high = np.percentile(boot, [2.5, 97.5]) if len(boot) else (math.nan, math.nan)
+    low, high = np.percentile(boot, [2.5, 97.5]) if len(boot) and n >= MIN_CI_N else (math.nan, math.nan)
     if n <= EXACT_MAX_N:
         perms = np.array(list(itertools.permutations(range(n))))
         null = _rows(method, np.broadcast_to(x, perms.shape), y[perms])

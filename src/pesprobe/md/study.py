@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import multiprocessing as mp
@@ -268,11 +269,13 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     bar = tqdm(total=len(todo) * config.n_steps, desc=f"MD {eng.name}", unit="step", unit_scale=True,
                disable=not progress or not todo)
     with bar:
-        for (m, s), raw in _integrate(eng, todo, config, jobs, batch_size, device, bar.update):
+        for (m, s), raw in _integrate(eng, todo, config, jobs, batch_size, device, bar.update, store, prints):
             result = finish(raw, m, s, config, eng.name, eng.kind, prints[(m.key, s)])
             if store is not None:
                 store.save(result, raw)
             done[(m.key, s)] = result
+    if store is not None:
+        store.clear_checkpoints()
     trajectories = [done[(m.key, s)] for m, s in tasks]
     result = StabilityResult(potential=eng.name, identity=eng.identity, engine=eng.kind, config=config,
                              trajectories=trajectories, wall_seconds=float(sum(t.wall_seconds for t in trajectories)))
@@ -288,8 +291,8 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
 
 
 def _integrate(eng: _Engine, todo: list[tuple[Molecule, int]], config: MDConfig, jobs: int,
-               batch_size: int | None, device: str | None,
-               tick: Callable[[int], None]) -> Iterator[tuple[tuple[Molecule, int], RawTrajectory]]:
+               batch_size: int | None, device: str | None, tick: Callable[[int], None], store: RunStore | None,
+               prints: dict[tuple[str, int], str]) -> Iterator[tuple[tuple[Molecule, int], RawTrajectory]]:
     if not todo:
         return
     if eng.kind == "batched":
@@ -299,7 +302,10 @@ def _integrate(eng: _Engine, todo: list[tuple[Molecule, int]], config: MDConfig,
         size = batch_size or len(todo)
         for start in range(0, len(todo), size):
             chunk = todo[start:start + size]
-            raws = integrator.run([m for m, _ in chunk], [s for _, s in chunk], tick=tick)
+            key = hashlib.sha256("|".join(prints[(m.key, s)] for m, s in chunk).encode()).hexdigest()[:20]
+            raws = integrator.run([m for m, _ in chunk], [s for _, s in chunk], tick=tick,
+                                  checkpoint=None if store is None else store.checkpoint_path(key),
+                                  checkpoint_key=key)
             yield from zip(chunk, raws)
         return
     if jobs <= 1 or len(todo) == 1 or "fork" not in mp.get_all_start_methods():
