@@ -36,8 +36,9 @@ def _print_summary(result, out: Path | None) -> None:
 
 
 def bsct(
-    data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder or compact .npz. "
-                                                 "Default: the scans embedded in pesprobe.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder, compact .npz or "
+                                                      "multi-frame extended XYZ. Default: the scans embedded in "
+                                                      "pesprobe.")] = None,
     calc: Annotated[str, typer.Option(help="Potential SPEC: gfn2-xtb, gfn1-xtb, lj, morse, pyscf:XC/BASIS, "
                                            "pesprobe:CHECKPOINT, pesprobe:default (the shipped model), or "
                                            "MODULE:FACTORY (module or file.py).")] = "pesprobe:default",

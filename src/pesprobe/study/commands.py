@@ -9,8 +9,9 @@ import typer
 
 
 def leaderboard(
-    data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder or compact .npz. "
-                                                 "Default: the scans embedded in pesprobe.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder, compact .npz or "
+                                                      "multi-frame extended XYZ. Default: the scans embedded in "
+                                                      "pesprobe.")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (leaderboard.md/.html/.json/.csv and one BSCT "
                                            "folder per potential, reused on re-runs).")] = Path("leaderboard"),
     potentials: Annotated[Optional[str], typer.Option(
@@ -56,7 +57,7 @@ def study(
         metavar="[STUDY]", help="Study YAML file, or a shipped study: default (the paper's design sequence), "
                                 "quick. Default: default.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Run the shipped quick study (a smoke test of every "
-                                                        "stage, about a minute on 2 CPU cores).")] = False,
+                                                        "stage, about 30 s on 2 CPU cores).")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Output folder (study.json, study.csv, report.html, "
                                                      "variants/). Default: study-<name of the study file>.")] = None,
     build_data: Annotated[bool, typer.Option("--build-data", help="Build missing training data and scans from "
