@@ -116,10 +116,15 @@ class TrajectoryResult:
         return cls(**data)
 
 
+#: Bumped whenever a code change alters trajectories for the same settings (2: initial momenta no
+#: longer rescaled after removing the centre-of-mass motion), so stored runs of older code are not reused.
+ENGINE_VERSION = "2"
+
+
 def trajectory_fingerprint(config: MDConfig, seed: int, identity: str, molecule: Molecule) -> str:
-    """Resume key of one trajectory."""
+    """Resume key of one trajectory (settings, seed, potential identity, molecule, :data:`ENGINE_VERSION`)."""
     h = hashlib.sha256()
-    for part in (config.fingerprint(seed), identity, molecule.id):
+    for part in (ENGINE_VERSION, config.fingerprint(seed), identity, molecule.id):
         h.update(part.encode())
         h.update(b"\0")
     h.update(molecule.numbers.tobytes())
