@@ -298,3 +298,24 @@ def test_non_finite_position_is_named() -> None:
     pos[2, 2] = np.nan
     with pytest.raises(ValueError, match="atom 2 .system 0"):
         find_candidates(pos, np.zeros(3, dtype=np.int64), None, np.zeros((1, 3), bool), 3.0)
+
+
+@pytest.mark.parametrize("learnable", [False, True])
+def test_token_attention_matches_textbook_multi_head_attention(learnable: bool) -> None:
+    """softmax(q·k/(√d_h T) + log w) v per head, with q, k, v the three row blocks of ``qkv``."""
+    from pesprobe.models.layers import TokenBlock
+
+    torch.manual_seed(1)
+    config = ModelConfig(d_model=16, n_heads=4, learnable_temperature=learnable, dtype="float64")
+    block = TokenBlock(config, temperature=2.0).double()
+    tokens = torch.randn(5, 7, 16, dtype=torch.float64)
+    bias = -torch.rand(5, 7, dtype=torch.float64) * 3.0
+    bias[:, -2:] = -1.0e9  # padding slots
+    x = block.norm_attn(tokens)
+    q, k, v = (x @ w.T + b for w, b in zip(block.qkv.weight.chunk(3), block.qkv.bias.chunk(3)))
+    heads = lambda t: t.view(5, 7, 4, 4).transpose(1, 2)  # noqa: E731 - (atoms, heads, slots, d_head)
+    assert float(block.temperature) == pytest.approx(2.0, rel=1e-6)
+    logits = heads(q) @ heads(k).transpose(-1, -2) / (2.0 * block.temperature) + bias[:, None, None, :]
+    mixed = (torch.softmax(logits, dim=-1) @ heads(v)).transpose(1, 2).reshape(5, 7, 16)
+    expected = block.out(mixed)
+    torch.testing.assert_close(block.attention(tokens, bias), expected, rtol=1e-12, atol=1e-12)
