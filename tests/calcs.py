@@ -71,3 +71,23 @@ class BatchedMorse:
             energies.append(atoms.get_potential_energy())
             forces.append(atoms.get_forces())
         return Predictions.from_arrays(np.array(energies), np.array(forces))
+
+
+class BatchedTrouble(BatchedMorse):
+    """BatchedMorse that raises for scans of ``raise_atoms`` atoms and returns a NaN energy on frame ``nan_frame``."""
+
+    name = "batched-trouble"
+
+    def __init__(self, raise_atoms: int, nan_frame: int) -> None:
+        self.raise_atoms, self.nan_frame = raise_atoms, nan_frame
+
+    def identity(self) -> str:
+        return f"batched-trouble-{self.raise_atoms}-{self.nan_frame}"
+
+    def predict(self, numbers, positions, cell=None, pbc=None) -> Predictions:
+        if len(numbers) == self.raise_atoms:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        pred = super().predict(numbers, positions, cell, pbc)
+        energy = pred.energy.copy()
+        energy[self.nan_frame] = np.nan
+        return Predictions.from_arrays(energy, pred.forces)

@@ -69,6 +69,23 @@ def test_failed_frames_are_excluded_and_scan_flagged():
     assert m.values["full_smoothness"] == 0.0  # remaining frames are exact
 
 
+def test_failure_at_the_equilibrium_frame_leaves_the_errors_finite():
+    scan = make_scan(n_frames=25)
+    q = int(np.argmin(scan.ref_energy))
+    rng = np.random.default_rng(2)
+    energy = scan.ref_energy + rng.normal(scale=0.1, size=25)
+    forces = scan.ref_forces + rng.normal(scale=0.3, size=scan.ref_forces.shape)
+    energy[q], forces[q] = np.nan, np.nan
+    m = scan_metrics(scan, _pred(energy, forces))
+    assert m.n_failed == 1 and q in m.errors and m.equilibrium_index == q
+    ok = np.arange(25) != q
+    assert m.values["full_energy_mae"] == np.mean(np.abs(energy[ok] - scan.ref_energy[ok]))
+    assert m.values["full_forces_mae"] == np.mean(np.abs(forces[ok] - scan.ref_forces[ok]))
+    compress = np.arange(q)
+    assert np.isclose(m.values["compress_forces_mae"], np.mean(np.abs(forces[compress] - scan.ref_forces[compress])))
+    assert np.isfinite(m.values["full_smoothness"])
+
+
 def test_too_few_frames_unscored():
     scan = make_scan(n_frames=5)
     forces = scan.ref_forces.copy()

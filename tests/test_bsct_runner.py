@@ -48,6 +48,22 @@ def test_failing_frames_do_not_stop_the_run(small_copy, tmp_path):
     assert result.summary["n_failed_frames"] == sum(x.n_failed for x in result.metrics)
 
 
+def test_batched_potential_that_raises_or_gives_nan_fails_frames_not_the_run(small_copy, tmp_path):
+    scans = load_scans(small_copy)
+    sizes = {scan.id: scan.n_atoms for scan in scans}
+    victim = "C-S/713"
+    assert list(sizes.values()).count(sizes[victim]) == 1
+    result = evaluate(calcs.BatchedTrouble(raise_atoms=sizes[victim], nan_frame=7), scans, out=tmp_path / "o",
+                      progress=False)
+    by_id = {m.id: m for m in result.metrics}
+    assert by_id[victim].n_failed == 100 and "CUDA out of memory" in by_id[victim].errors[0]
+    for scan_id in ("C-O/101", "N-O/4583"):
+        m = by_id[scan_id]
+        assert m.n_failed == 1 and "non-finite energy" in m.errors[7]
+        assert np.isfinite(m.values["full_smoothness"]) and np.isfinite(m.values["full_energy_mae"])
+    assert result.summary["n_failed_frames"] == 102
+
+
 def test_instance_is_reset_between_scans(small_copy):
     result = evaluate(calcs.Stateful(), small_copy, progress=False)
     mae = [m.values["full_energy_mae"] for m in result.metrics]

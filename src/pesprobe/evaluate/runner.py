@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from pesprobe.data import ScanSet, load_scans
@@ -38,17 +39,31 @@ def _init_worker(potential: Potential | None, spec: str | None, scans: list[Scan
         _WORKER["scans"] = scans
 
 
+def _predict(potential: Potential, scan: Scan) -> Predictions:
+    """The potential on every frame of ``scan``; if the call raises or returns the wrong shapes,
+    every frame of this scan fails with the reason (the run goes on)."""
+    n_frames, n_atoms = scan.positions.shape[:2]
+    try:
+        pred = potential.predict(scan.numbers, scan.positions, scan.cell, scan.pbc)
+        if pred.energy.shape != (n_frames,) or pred.forces.shape != (n_frames, n_atoms, 3):
+            raise ValueError(f"returned energy {pred.energy.shape} and forces {pred.forces.shape}, expected "
+                             f"({n_frames},) and ({n_frames}, {n_atoms}, 3)")
+        return pred
+    except Exception as exc:  # noqa: BLE001 - one bad scan must not end the run
+        text = f"{type(exc).__name__}: {exc}".strip()
+        return Predictions(energy=np.full(n_frames, np.nan), forces=np.full((n_frames, n_atoms, 3), np.nan),
+                           failed=np.ones(n_frames, dtype=bool), errors={i: text for i in range(n_frames)})
+
+
 def _predict_in_worker(index: int) -> tuple[int, Predictions]:
-    scan = _WORKER["scans"][index]
-    return index, _WORKER["potential"].predict(scan.numbers, scan.positions, scan.cell, scan.pbc)
+    return index, _predict(_WORKER["potential"], _WORKER["scans"][index])
 
 
 def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo: list[int],
                  jobs: int) -> Iterator[tuple[int, Predictions]]:
     if jobs <= 1 or len(todo) <= 1:
         for i in todo:
-            scan = scans[i]
-            yield i, potential.predict(scan.numbers, scan.positions, scan.cell, scan.pbc)
+            yield i, _predict(potential, scans[i])
         return
     if "fork" in mp.get_all_start_methods():
         # fork: the potential and the scans are inherited, nothing is pickled

@@ -106,7 +106,9 @@ def published_metrics(curves: Curves, ref_energy: np.ndarray, ref_forces: np.nda
     """The nine published numbers: ``{full,compress,stretch}_{smoothness,energy_mae,forces_mae}``.
 
     Energy and force arrays are over all scan frames; ``curves.frames`` selects the frames used.
-    Energy MAE is NaN when the model gives no energies.
+    The MAEs average over the frames of the range where the model's value is finite (the
+    equilibrium frame is in every range even where the model failed on it); energy MAE is NaN
+    when the model gives no energies.
     """
     out: dict[str, float] = {}
     idx = curves.frames
@@ -114,10 +116,16 @@ def published_metrics(curves: Curves, ref_energy: np.ndarray, ref_forces: np.nda
         sl = curves.range_slice(name)
         frames = idx[sl]
         out[f"{name}_smoothness"] = smoothness(curves.log_ratio[sl], curves.coordinate[sl])
-        with np.errstate(invalid="ignore"):
-            out[f"{name}_energy_mae"] = float(np.mean(np.abs(model_energy[frames] - ref_energy[frames])))
-            out[f"{name}_forces_mae"] = float(np.mean(np.abs(model_forces[frames] - ref_forces[frames])))
+        e_frames = frames[np.isfinite(model_energy[frames])]
+        f_frames = frames[np.isfinite(model_forces[frames]).all(axis=(1, 2))]
+        out[f"{name}_energy_mae"] = _mae(model_energy[e_frames], ref_energy[e_frames])
+        out[f"{name}_forces_mae"] = _mae(model_forces[f_frames], ref_forces[f_frames])
     return out
+
+
+def _mae(model: np.ndarray, reference: np.ndarray) -> float:
+    """Mean absolute difference (NaN for no frames)."""
+    return float(np.mean(np.abs(model - reference))) if model.size else float("nan")
 
 
 def integrated_potential(positions: np.ndarray, forces: np.ndarray, eq: int) -> np.ndarray:

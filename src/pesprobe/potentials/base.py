@@ -34,14 +34,17 @@ class Predictions:
 
     @classmethod
     def from_arrays(cls, energy: np.ndarray, forces: np.ndarray, seconds: float = 0.0) -> Predictions:
-        """Wrap raw arrays, marking frames with non-finite forces as failed (energy may be NaN)."""
+        """Wrap raw arrays, marking as failed the frames with non-finite forces, an infinite energy, or a
+        NaN energy where other frames have one (a model may give no energy at all: all NaN)."""
         energy = np.asarray(energy, dtype=np.float64).reshape(-1)
         forces = np.asarray(forces, dtype=np.float64)
         if forces.ndim != 3 or forces.shape[0] != energy.shape[0] or forces.shape[2] != 3:
             raise ValueError(f"forces must have shape (n_frames, n_atoms, 3) with n_frames={energy.shape[0]}, "
                              f"got {forces.shape}")
-        bad = ~np.isfinite(forces).all(axis=(1, 2)) | np.isinf(energy)
-        errors = {int(i): "non-finite energy or forces" for i in np.flatnonzero(bad)}
+        bad_forces = ~np.isfinite(forces).all(axis=(1, 2))
+        bad_energy = np.isinf(energy) | (np.isnan(energy) & np.isfinite(energy).any())
+        bad = bad_forces | bad_energy
+        errors = {int(i): "non-finite " + ("forces" if bad_forces[i] else "energy") for i in np.flatnonzero(bad)}
         forces = forces.copy()
         energy = energy.copy()
         forces[bad] = np.nan
