@@ -87,6 +87,37 @@ def test_resume_uses_cache_and_not_other_potentials(small_copy, tmp_path):
     assert lj.systems["C-O/101"]["full_forces_mae"] != first.systems["C-O/101"]["full_forces_mae"]
 
 
+def test_differently_configured_instances_do_not_share_cached_results(small_copy, tmp_path):
+    from pesprobe.potentials.ase_adapter import describe_calculator
+
+    assert describe_calculator(calcs.FlakyMorse()) == describe_calculator(calcs.FlakyMorse())
+    assert describe_calculator(calcs.FlakyMorse(raise_above=-1e9)) != describe_calculator(calcs.FlakyMorse())
+    out = tmp_path / "o"
+    broken = evaluate(calcs.FlakyMorse(raise_above=-1e9), small_copy, out=out, progress=False)
+    assert broken.summary["n_failed_frames"] == 300
+    healthy = evaluate(calcs.FlakyMorse(), small_copy, out=out, progress=False)
+    assert healthy.summary["n_failed_frames"] == 0 and np.isfinite(healthy.systems["C-O/101"]["full_smoothness"])
+
+
+def test_scans_where_every_frame_failed_are_evaluated_again_on_resume(small_copy, tmp_path):
+    state = {"broken": True}
+
+    class Licensed(calcs.FlakyMorse):
+        """Fails every frame until its (external) licence server answers."""
+
+        def calculate(self, atoms=None, properties=("energy",), system_changes=calcs.all_changes):
+            if state["broken"]:
+                raise ConnectionError("licence server not reachable")
+            super().calculate(atoms, properties, system_changes)
+
+    out = tmp_path / "o"
+    first = evaluate(Licensed, small_copy, out=out, progress=False)
+    assert first.summary["n_failed_frames"] == 300
+    state["broken"] = False
+    again = evaluate(Licensed, small_copy, out=out, progress=False)
+    assert again.summary["n_failed_frames"] == 0
+
+
 def test_batched_potential_equals_ase_path(small_copy):
     ase_result = evaluate("morse", small_copy, progress=False)
     batched = evaluate(calcs.BatchedMorse(), small_copy, progress=False)

@@ -37,7 +37,8 @@ class PredictionCache:
         return self.folder / f"{scan.content_hash()[:32]}.npz"
 
     def get(self, scan: Scan) -> Predictions | None:
-        """Cached predictions for ``scan``, or None (also for an unreadable or mismatched file)."""
+        """Cached predictions for ``scan``, or None (also for an unreadable or mismatched file, and for
+        a scan on which every frame failed: that is usually a setup error, fixed by the next run)."""
         path = self._path(scan)
         if not path.exists():
             return None
@@ -50,7 +51,9 @@ class PredictionCache:
                                    errors=errors, seconds=float(data["seconds"]))
         except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
             return None
-        return pred if pred.forces.shape == scan.ref_forces.shape else None
+        if pred.forces.shape != scan.ref_forces.shape or pred.failed.all():
+            return None
+        return pred
 
     def put(self, scan: Scan, pred: Predictions) -> None:
         """Store ``pred`` for ``scan`` atomically."""

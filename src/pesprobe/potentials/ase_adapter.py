@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import time
 from collections.abc import Callable
@@ -15,11 +16,43 @@ from pesprobe.potentials.base import Predictions
 CalculatorOrFactory = Calculator | Callable[[], Calculator]
 
 
+#: Attributes of ASE calculators that hold run state or file locations, not settings.
+_STATE_ATTRIBUTES = frozenset({"atoms", "results", "parameters", "_directory", "directory", "prefix", "label",
+                               "use_cache", "state", "todo"})
+
+
 def describe_calculator(calc: Calculator) -> str:
-    """Class path and parameters of an ASE calculator: a default cache identity."""
+    """Class path, parameters and plain-valued settings of an ASE calculator: a default cache identity.
+
+    Besides ``calc.parameters``, every instance attribute holding a number, string, flag, plain
+    list/tuple/dict of those, or a NumPy array (a model path, a threshold, weights) enters as a
+    digest, so two instances of one class configured differently never share cached results.
+    """
     params = getattr(calc, "parameters", None) or {}
     items = ",".join(f"{k}={params[k]!r}" for k in sorted(params))
-    return f"{type(calc).__module__}.{type(calc).__qualname__}({items})"
+    settings = hashlib.sha256()
+    for key, value in sorted(getattr(calc, "__dict__", {}).items()):
+        data = None if key in _STATE_ATTRIBUTES else _plain_bytes(value)
+        if data is not None:
+            settings.update(key.encode() + b"=" + data + b";")
+    return f"{type(calc).__module__}.{type(calc).__qualname__}({items})#{settings.hexdigest()[:12]}"
+
+
+def _plain_bytes(value: object) -> bytes | None:
+    """A byte form of a plain value (None for anything else: objects, functions, open handles)."""
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return repr(value).encode()
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        return f"{value.dtype.str}{value.shape}".encode() + np.ascontiguousarray(value).tobytes()
+    if isinstance(value, list | tuple):
+        parts = [_plain_bytes(v) for v in value]
+        return None if any(p is None for p in parts) else b"[" + b",".join(parts) + b"]"
+    if isinstance(value, dict):
+        pairs = [(_plain_bytes(k), _plain_bytes(v)) for k, v in sorted(value.items(), key=lambda kv: repr(kv[0]))]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return b"{" + b",".join(k + b":" + v for k, v in pairs) + b"}"
+    return None
 
 
 def _energy_forces(calc, atoms: Atoms, changes: list[str]) -> tuple[float, np.ndarray]:
