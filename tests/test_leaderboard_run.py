@@ -104,7 +104,7 @@ def test_a_potential_that_breaks_the_run_is_reported_and_others_kept(no_extras, 
     board = run_leaderboard(two_small, tmp_path / "lb", names=[f"{broken}:make", "morse"], progress=False,
                             log=lambda line: None)
     assert [e.name for e in board.entries] == ["morse"]
-    assert "BSCT failed: MemoryError: out of memory" in board.skipped[0].reason
+    assert "BSCT failed: every frame failed (MemoryError: out of memory)" in board.skipped[0].reason
 
 
 def test_cli_leaderboard(no_extras, small_copy, tmp_path):

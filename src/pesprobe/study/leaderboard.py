@@ -302,6 +302,11 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
             skipped.append(Skipped(candidate.name, candidate.spec, f"BSCT failed: {type(exc).__name__}: {exc}"))
             log(f"{candidate.name}: {skipped[-1].reason}")
             continue
+        if result.metrics and all(m.n_failed == m.n_frames for m in result.metrics):
+            first = next(iter(result.metrics[0].errors.values()), "every frame failed")
+            skipped.append(Skipped(candidate.name, candidate.spec, f"BSCT failed: every frame failed ({first})"))
+            log(f"{candidate.name}: {skipped[-1].reason}")
+            continue
         entries.append(entry_from_result(candidate, result))
         by_group[candidate.name] = {g: block["full_smoothness"] for g, block in result.summary["by_group"].items()}
     board = Leaderboard(entries=rank(entries, rank_by), skipped=skipped, source=scans.source,
