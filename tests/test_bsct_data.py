@@ -200,3 +200,32 @@ def test_multiframe_extxyz_bad_frames_reported(tmp_path):
     scans = load_scans(path)
     assert scans.ids() == ["C-C/gen"]
     assert "frame6" in _messages(scans) and "no scan_id" in _messages(scans)
+
+
+def test_reported_frame_numbers_follow_the_files_after_a_skipped_frame(small_copy, tmp_path):
+    """A truncated atoms_10.xyz must not shift q or the failed-frame numbers of the later files."""
+    import calcs
+    from pesprobe.bsct import evaluate
+
+    golden_q = int(np.argmin(load_scans(small_copy)["C-O/101"].ref_energy))
+    truncated = small_copy / "C-O" / "101" / "atoms_10.xyz"
+    truncated.write_text("\n".join(truncated.read_text().splitlines()[:6]) + "\n")
+    scan = load_scans(small_copy)["C-O/101"]
+    x_of_file_60 = scan.positions[list(scan.meta["frame_index"]).index(60), 0, 0]
+    flaky = calcs.FlakyMorse(raise_above=x_of_file_60 - 1e-9, nan_below=-np.inf)
+    xs = scan.positions[:, 0, 0]
+    assert (xs > x_of_file_60 - 1e-9).sum() >= 1
+    m = evaluate(flaky, ScanSet([scan]), progress=False).metrics[0]
+    failing_files = {int(scan.meta["frame_index"][i]) for i in np.flatnonzero(xs > x_of_file_60 - 1e-9)}
+    assert m.equilibrium_index == golden_q and set(m.errors) == failing_files and 60 in m.errors
+
+
+def test_frame_without_energy_is_reported(small_copy):
+    frame = small_copy / "C-O" / "101" / "atoms_5.xyz"
+    lines = frame.read_text().splitlines()
+    lines[1] = " ".join(part for part in lines[1].split(" ") if not part.startswith("energy="))
+    frame.write_text("\n".join(lines) + "\n")
+    scans = load_scans(small_copy)
+    assert "atoms_5.xyz" in _messages(scans) and "no energy= key" in _messages(scans)
+    scan = scans["C-O/101"]
+    assert scan.n_frames == 100 and np.isnan(scan.ref_energy[5])

@@ -127,6 +127,9 @@ def read_scan_dir(scan_dir: Path, problems: list[LoadProblem]) -> Scan | None:
         if frame.forces is None:
             problems.append(LoadProblem(str(path), "frame has no forces column; reference forces set to NaN"))
         energy = frame.info.get("energy", np.nan)
+        if "energy" not in frame.info:
+            problems.append(LoadProblem(str(path), "frame has no energy= key: kept for its geometry, left out of "
+                                                   "the metrics (no reference energy)"))
         kept.append(i)
         positions.append(frame.positions)
         energies.append(float(energy))

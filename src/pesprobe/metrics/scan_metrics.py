@@ -31,13 +31,15 @@ class ScanMetrics:
     values : dict
         The nine published metrics (:data:`PUBLISHED`) and the diagnostics (:data:`DIAGNOSTICS`).
     equilibrium_index : int
-        Frame index (into the scan) of the reference minimum q.
+        Frame index of the reference minimum q, numbered as in the source (``atoms_<i>.xyz``:
+        ``scan.meta["frame_index"]``), so a frame skipped at load time does not shift it.
     n_frames, n_failed : int
         Frames in the scan, and frames on which the model failed.
     flagged : bool
         True if any frame failed (metrics then use the valid frames only) or the scan could not be scored.
     errors : dict[int, str]
-        Error text of each failed frame.
+        Error text of each failed frame, by source frame index (as ``equilibrium_index``); key −1
+        for a scan-level problem.
     seconds : float
         Model wall time for the scan, s.
     """
@@ -131,12 +133,16 @@ def scan_metrics(scan: Scan, pred: Predictions) -> ScanMetrics:
     usable = scan.valid & ~pred.failed
     group = scan.group
     valid_idx = np.flatnonzero(scan.valid)
-    eq_index = int(valid_idx[np.argmin(scan.ref_energy[valid_idx])]) if len(valid_idx) else -1
+    source_index = np.asarray(scan.meta.get("frame_index", np.arange(scan.n_frames)), dtype=np.int64)
+    if source_index.shape != (scan.n_frames,):
+        source_index = np.arange(scan.n_frames)
+    eq_index = int(source_index[valid_idx[np.argmin(scan.ref_energy[valid_idx])]]) if len(valid_idx) else -1
+    errors = {int(source_index[i]): text for i, text in pred.errors.items()}
     base = dict(id=scan.id, group=group, equilibrium_index=eq_index, n_frames=scan.n_frames,
-                n_failed=pred.n_failed, errors=dict(pred.errors), seconds=pred.seconds)
+                n_failed=pred.n_failed, errors=errors, seconds=pred.seconds)
     if usable.sum() < MIN_FRAMES:
         nan = {name: float("nan") for name in PUBLISHED + DIAGNOSTICS}
-        errors = dict(pred.errors)
+        errors = dict(errors)
         errors.setdefault(-1, f"only {int(usable.sum())} usable frames (need {MIN_FRAMES})")
         return ScanMetrics(values=nan, flagged=True, **{**base, "errors": errors})
     curves, sc = _curves(scan, pred)
