@@ -144,6 +144,10 @@ def test_shards_merge_to_unsharded(small_copy, tmp_path):
     strip = lambda d: {k: {m: v for m, v in s.items() if m != "seconds"} for k, s in d.items()}  # noqa: E731
     assert strip(a["systems"]) == strip(b["systems"])
     assert a["summary"] == b["summary"]
+    # each shard drew a gallery of its own worst scans; the merged report must not show one shard's
+    assert (tmp_path / "s0" / "plots" / "worst_gallery.png").is_file()
+    assert not (tmp_path / "merged" / "plots" / "worst_gallery.png").exists()
+    assert (tmp_path / "merged" / "plots" / "fsd_distribution.png").is_file()
     with pytest.raises(ValueError, match="miss"):
         merge([tmp_path / "s0"])
     with pytest.raises(ValueError, match="more than one shard"):

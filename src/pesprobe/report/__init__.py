@@ -16,7 +16,8 @@ def plot_name(scan_id: str) -> str:
 
 
 def write_summary_figures(result, plots_dir: Path) -> list[Path]:
-    """The FSD distribution and, when predictions are in memory, the worst-scan gallery."""
+    """The FSD distribution and, when predictions are in memory, the worst-scan gallery (without
+    them, e.g. after a merge, an older gallery is removed: it would show some other run's worst scans)."""
     from pesprobe.report.plots import plot_distributions, plot_gallery
 
     if not result.metrics:
@@ -29,6 +30,8 @@ def write_summary_figures(result, plots_dir: Path) -> list[Path]:
                  for w in result.summary["worst"][:GALLERY_SIZE] if w["id"] in scans]
         if items:
             written.append(plot_gallery(items, plots_dir / "worst_gallery.png"))
+    else:
+        (plots_dir / "worst_gallery.png").unlink(missing_ok=True)
     return written
 
 
