@@ -229,3 +229,14 @@ def test_frame_without_energy_is_reported(small_copy):
     assert "atoms_5.xyz" in _messages(scans) and "no energy= key" in _messages(scans)
     scan = scans["C-O/101"]
     assert scan.n_frames == 100 and np.isnan(scan.ref_energy[5])
+
+
+def test_a_copied_folder_reports_its_own_paths(small_copy, tmp_path):
+    truncated = small_copy / "C-O" / "101" / "atoms_10.xyz"
+    truncated.write_text("\n".join(truncated.read_text().splitlines()[:6]) + "\n")
+    assert str(small_copy) in _messages(load_scans(small_copy))
+    copy = tmp_path / "copy"
+    shutil.copytree(small_copy, copy)
+    scans = load_scans(copy)
+    assert str(copy / "C-O" / "101" / "atoms_10.xyz") in _messages(scans)
+    assert str(small_copy) not in _messages(scans) and scans["C-O/101"].meta["source"].startswith(str(copy))

@@ -11,7 +11,9 @@ from pesprobe.data.extxyz_scans import read_scans_extxyz
 from pesprobe.data.published import is_published_layout, iter_published
 from pesprobe.data.scan import LoadProblem, ScanSet
 
-CACHE_VERSION = "1"
+#: Part of every scan-cache key: bumped when the folder reader changes what it returns
+#: (2: frames without an energy= key are reported).
+CACHE_VERSION = "2"
 
 
 def cache_dir() -> Path:
@@ -23,8 +25,11 @@ def cache_dir() -> Path:
 
 
 def content_key(root: Path) -> str:
-    """SHA-256 over every file's relative path and bytes under ``root`` (sorted walk)."""
+    """SHA-256 over the folder's location and every file's relative path and bytes under ``root``
+    (sorted walk). The location is part of it because cached problems and ``meta["source"]`` name
+    files: a copy of the folder gets its own entry rather than the original's paths."""
     h = hashlib.sha256(CACHE_VERSION.encode())
+    h.update(str(Path(root).resolve()).encode() + b"\0")
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
