@@ -314,7 +314,7 @@ def test_token_attention_matches_textbook_multi_head_attention(learnable: bool) 
     x = block.norm_attn(tokens)
     q, k, v = (x @ w.T + b for w, b in zip(block.qkv.weight.chunk(3), block.qkv.bias.chunk(3)))
     heads = lambda t: t.view(5, 7, 4, 4).transpose(1, 2)  # noqa: E731 - (atoms, heads, slots, d_head)
-    assert float(block.temperature) == pytest.approx(2.0, rel=1e-6)
+    assert float(block.temperature.detach()) == pytest.approx(2.0, rel=1e-6)
     logits = heads(q) @ heads(k).transpose(-1, -2) / (2.0 * block.temperature) + bias[:, None, None, :]
     mixed = (torch.softmax(logits, dim=-1) @ heads(v)).transpose(1, 2).reshape(5, 7, 16)
     expected = block.out(mixed)
