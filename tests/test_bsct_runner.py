@@ -27,7 +27,12 @@ def test_outputs_and_names(small_copy, tmp_path):
     html = (tmp_path / "out" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "C-S/713" in html
     assert (tmp_path / "out" / "plots" / "C-O__101.png").stat().st_size > 10_000
-    assert "Per bond type" in (tmp_path / "out" / "summary.md").read_text()
+    summary_md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Per bond type" in summary_md and "Spread of full FSD" in summary_md
+    fsd = sorted(s["full_smoothness"] for s in data["systems"].values())
+    worst = max(data["systems"], key=lambda k: data["systems"][k]["full_smoothness"])
+    assert f"| **all** | 3 | {fsd[1] / 3 + fsd[0] / 3 + fsd[2] / 3:.4g} | {fsd[1]:.4g} |" in summary_md
+    assert f"{worst} ({fsd[2]:.4g}) |" in summary_md
     frame = result.to_dataframe()
     assert frame.shape[0] == 3 and frame.loc["C-S/713", "full_smoothness"] == data["systems"]["C-S/713"]["full_smoothness"]
 

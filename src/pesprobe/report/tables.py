@@ -42,6 +42,18 @@ def summary_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def spread_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows per group and overall: the spread of full FSD (mean, median, p90, max) and the worst scan."""
+    header = ["group", "scans", "mean", "median", "p90", "max", "worst scan"]
+    rows = []
+    for name, block in list(summary["by_group"].items()) + [("**all**", summary)]:
+        s = block["stats"]["full_smoothness"]
+        worst = block["worst"][0] if block.get("worst") else None
+        rows.append([name, str(block["n_scans"]), *(fmt(s[k]) for k in ("mean", "median", "p90", "max")),
+                     f"{worst['id']} ({fmt(worst['full_smoothness'])})" if worst else "—"])
+    return header, rows
+
+
 def summary_markdown(result) -> str:
     """The ``summary.md`` text of a :class:`~pesprobe.evaluate.BSCTResult`."""
     summary = result.summary
@@ -58,6 +70,7 @@ def summary_markdown(result) -> str:
         f"{summary['n_unscored_scans']} unscored scans, {len(result.problems)} data problems.",
         "## Published metrics (mean over scans)", published,
         "## Per bond type: mean (median)", markdown_table(header, rows),
+        "## Spread of full FSD (Å⁻¹) per bond type", markdown_table(*spread_rows(summary)),
         "## Worst scans by full FSD", worst,
         "FSD: largest change of the log ratio of model to reference squared force deviation per Å "
         "(lower is smoother; an ideal model scores near 0). Aligned energy MAE compares energies after "
