@@ -159,6 +159,19 @@ def test_shards_merge_to_unsharded(small_copy, tmp_path):
         merge([tmp_path / "s0", tmp_path / "s0"])
 
 
+def test_report_embeds_only_this_potentials_scan_figures(small_copy, tmp_path):
+    out = tmp_path / "o"
+    evaluate("morse", small_copy, out=out, progress=False, plots=True)
+    morse_figure = (out / "plots" / "C-O__101.png").read_bytes()
+    assert 'alt="C-O__101.png"' in (out / "report.html").read_text()
+    evaluate("lj", small_copy, out=out, progress=False)  # no --plots: the morse figures are not lj's
+    html = (out / "report.html").read_text()
+    assert 'alt="C-O__101.png"' not in html and 'alt="fsd_distribution.png"' in html
+    evaluate("lj", small_copy, out=out, progress=False, plots=True)
+    assert 'alt="C-O__101.png"' in (out / "report.html").read_text()
+    assert (out / "plots" / "C-O__101.png").read_bytes() != morse_figure
+
+
 def test_result_read_round_trip(small_copy, tmp_path):
     result = evaluate("morse", small_copy, out=tmp_path / "o", progress=False)
     again = BSCTResult.read(tmp_path / "o")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pesprobe.evaluate.result import BSCTResult
+from pesprobe.report import figure_scans, record_figures
 
 
 def merge(shard_dirs: Sequence[str | Path], out: str | Path | None = None) -> BSCTResult:
@@ -49,9 +50,13 @@ def merge(shard_dirs: Sequence[str | Path], out: str | Path | None = None) -> BS
                         order=first.order, shard=None, wall_seconds=sum(p.wall_seconds for p in parts))
     if out is not None:
         out = Path(out)
+        drawn: set[str] = set()
         for d in shard_dirs:
             plots = Path(d) / "plots"
             if plots.is_dir():
+                drawn |= figure_scans(plots, merged.identity)
                 shutil.copytree(plots, out / "plots", dirs_exist_ok=True)
+        if drawn:
+            record_figures(out / "plots", merged.identity, sorted(drawn))
         merged.write(out)
     return merged

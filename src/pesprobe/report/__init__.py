@@ -8,6 +8,36 @@ from pesprobe.data.atomic import atomic_write
 
 #: Scans shown in the worst-scan gallery.
 GALLERY_SIZE = 6
+#: Which potential the per-scan figures in ``plots/`` belong to: ``{"identity": str, "scans": [id, ...]}``.
+FIGURES_MANIFEST = "figures.json"
+
+
+def figure_scans(plots_dir: Path, identity: str) -> set[str]:
+    """Ids of the scans whose figure in ``plots_dir`` was drawn for the potential ``identity``."""
+    import json
+
+    try:
+        data = json.loads((plots_dir / FIGURES_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return set()
+    return set(data.get("scans", [])) if data.get("identity") == identity else set()
+
+
+def record_figures(plots_dir: Path, identity: str, scan_ids: list[str]) -> None:
+    """Add ``scan_ids`` to the manifest of ``identity``; figures of another potential are removed."""
+    import json
+
+    from pesprobe.data.atomic import atomic_write_json
+
+    kept = figure_scans(plots_dir, identity)
+    try:
+        previous = json.loads((plots_dir / FIGURES_MANIFEST).read_text())
+    except (OSError, ValueError):
+        previous = {}
+    if previous.get("identity") not in (None, identity):
+        for scan_id in set(previous.get("scans", [])) - set(scan_ids):
+            (plots_dir / plot_name(scan_id)).unlink(missing_ok=True)
+    atomic_write_json(plots_dir / FIGURES_MANIFEST, {"identity": identity, "scans": sorted(kept | set(scan_ids))})
 
 
 def plot_name(scan_id: str) -> str:
@@ -39,13 +69,15 @@ def write_plots(result, plots_dir: Path) -> list[Path]:
     """A figure per scored scan (predictions must be in memory) plus the summary figures."""
     from pesprobe.report.plots import plot_scan
 
-    written = []
+    written, drawn = [], []
     if result.scans and result.predictions is not None:
         by_id = {m.id: m for m in result.metrics}
         for scan in result.scans:
             m = by_id[scan.id]
             if m.values["full_smoothness"] == m.values["full_smoothness"]:  # scored (not NaN)
                 written.append(plot_scan(scan, result.predictions[scan.id], m, plots_dir / plot_name(scan.id)))
+                drawn.append(scan.id)
+        record_figures(plots_dir, result.identity, drawn)
     return written + write_summary_figures(result, plots_dir)
 
 
@@ -53,7 +85,8 @@ def write_report(result, out: Path, plots: bool = False) -> None:
     """Write ``summary.md`` and ``report.html`` (and every per-scan figure when ``plots``) into ``out``.
 
     The HTML page embeds the summary figures and the per-scan figures of the worst scans that
-    exist in ``out/plots`` (written now with ``plots=True``, or by an earlier run).
+    exist in ``out/plots`` for this potential (written now with ``plots=True``, or by an earlier
+    run of the same potential: :data:`FIGURES_MANIFEST` says whose they are).
     """
     from pesprobe.report.html import render_html
     from pesprobe.report.tables import summary_markdown

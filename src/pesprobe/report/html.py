@@ -6,7 +6,7 @@ import base64
 import html
 from pathlib import Path
 
-from pesprobe.report import plot_name
+from pesprobe.report import figure_scans, plot_name
 from pesprobe.report.tables import fmt, summary_rows
 
 STYLE = """
@@ -41,9 +41,10 @@ def render_html(result, plots_dir: Path) -> str:
                            ("forces_mae", "force MAE (eV/Å)"))])
     header, rows = summary_rows(s)
     worst_parts = []
+    ours = figure_scans(plots_dir, result.identity)
     for w in s["worst"]:
-        worst_parts.append(f"<h3>{html.escape(w['id'])} — FSD {fmt(w['full_smoothness'])}</h3>"
-                           f"{_img(plots_dir / plot_name(w['id']))}")
+        figure = _img(plots_dir / plot_name(w["id"])) if w["id"] in ours else ""
+        worst_parts.append(f"<h3>{html.escape(w['id'])} — FSD {fmt(w['full_smoothness'])}</h3>{figure}")
     failures = result.failures
     fail_rows = [[f.get("path") or f.get("scan"), str(f.get("frame", "")), f["error"]] for f in failures[:200]]
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>BSCT report: {html.escape(result.potential)}</title>
