@@ -96,10 +96,30 @@ def test_bond_scans_round_trip_published_layout_and_bsct(tmp_path, molecules_fil
     again = build_scans(structures, out, ScanSettings(n_points=20), bond_types=("C-C", "C-O", "C-N"),
                         progress=False)
     assert again.reused == 3 and again.n_labelled == 0 and again.scans.ids() == ids
-    (out / ".build" / "scans" / "C-N__H3CNH2_0-1.npz").unlink()
+    for work_file in (out / ".build" / "scans").glob("C-N__H3CNH2_0-1-*.npz"):
+        work_file.unlink()
     third = build_scans(structures, out, ScanSettings(n_points=20), bond_types=("C-C", "C-O", "C-N"),
                         progress=False)
     assert third.reused == 2 and third.n_labelled == 20
+
+
+def test_rebuild_with_other_settings_or_molecules_reuses_nothing_stale(tmp_path, molecules_file):
+    structures, _ = read_structures(molecules_file)
+    out = tmp_path / "set"
+    first = build_scans(structures, out, ScanSettings(n_points=8), bond_types=("C-C", "C-O"), progress=False)
+    assert first.scans.ids() == ["C-C/CH3CH2OH_0-1", "C-O/CH3CH2OH_1-2"]
+    # other settings: labelled again, and the folder holds exactly the new build
+    second = build_scans(structures, out, ScanSettings(n_points=6), bond_types=("C-O",), progress=False)
+    assert second.reused == 0 and second.n_labelled == 6
+    on_disk = load_scans(out, cache=False)
+    assert on_disk.ids() == ["C-O/CH3CH2OH_1-2"] and not on_disk.problems
+    assert on_disk["C-O/CH3CH2OH_1-2"].n_frames == 6
+    # another molecule under the same name is not mistaken for the old one
+    moved = [s for s in structures if s.name == "CH3CH2OH"][0]
+    moved.positions = moved.positions.copy()
+    moved.positions[0] += 0.02
+    third = build_scans([moved], out, ScanSettings(n_points=6), bond_types=("C-O",), progress=False)
+    assert third.reused == 0 and third.n_labelled == 6
 
 
 def test_angle_and_torsion_scans_are_made_and_scored(tmp_path):

@@ -220,6 +220,8 @@ def write_published(scans: Iterable[Scan], root: str | Path) -> list[Path]:
             if key in scan.meta:
                 base[key] = scan.meta[key]
         indices = scan.meta.get("frame_index", np.arange(scan.n_frames))
+        for old in set(scan_dir.glob("atoms_*.xyz")) - {scan_dir / f"atoms_{int(idx)}.xyz" for idx in indices}:
+            old.unlink()  # a frame of an earlier scan written here (e.g. with more points)
         for i, idx in enumerate(indices):
             info = dict(base, energy=repr(float(scan.ref_energy[i])))
             atomic_write(scan_dir / f"atoms_{int(idx)}.xyz",

@@ -18,6 +18,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -115,6 +116,20 @@ def _structure_key(s: Structure, settings: ScanSettings) -> str:
     return f"{s.name}-{h.hexdigest()[:16]}"
 
 
+def _plan_key(plan: ScanPlan, settings: ScanSettings) -> str:
+    """Hash of everything that shapes one scan: its structure, atoms, moving fragment and settings."""
+    h = hashlib.sha256()
+    s = plan.structure
+    for arr in (s.numbers.astype(np.int64), np.round(s.positions, 8), s.pbc, np.asarray(plan.atoms, dtype=np.int64),
+                np.asarray(plan.labels, dtype=np.int64)):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    for arr in (s.cell, plan.anchor):
+        if arr is not None:
+            h.update(np.ascontiguousarray(np.round(arr, 8)).tobytes())
+    h.update(json.dumps([plan.kind, asdict(settings)], sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
 def _prepare_task(structure: Structure, settings: ScanSettings, factory) -> tuple[Structure | None, str]:
     try:
         return prepare(structure, settings, factory), ""
@@ -126,8 +141,26 @@ def _generate_task(plan: ScanPlan, settings: ScanSettings, factory) -> ScanOutco
     return generate(plan, settings, factory)
 
 
+def _remove_stale_folders(out: Path, kept: set[str]) -> None:
+    """Delete the published scan folders an earlier build of ``out`` wrote (listed in its
+    ``build.json``) that this build does not keep, so ``out`` holds exactly this build's scans."""
+    try:
+        earlier = json.loads((out / "build.json").read_text()).get("scans", [])
+    except (OSError, ValueError):
+        return
+    for scan_id in set(earlier) - kept:
+        folder = out / scan_id.split("/")[0] / scan_id.split("/")[-1]
+        if "/" in scan_id and (folder / "partition.npz").exists():
+            shutil.rmtree(folder)
+            if not any(folder.parent.iterdir()):
+                folder.parent.rmdir()  # the bond-type folder, now empty
+
+
 class WorkFolder:
-    """Per-structure and per-scan work files under ``<out>/.build`` (atomic writes; presence = done)."""
+    """Per-structure and per-scan work files under ``<out>/.build`` (atomic writes; presence = done).
+
+    Scan files are named by scan id and :func:`_plan_key`, so a scan is reused only for the same
+    structure, atoms and settings, never for another molecule that got the same name."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -135,11 +168,11 @@ class WorkFolder:
     def _structure_path(self, key: str) -> Path:
         return self.root / "structures" / f"{key}.npz"
 
-    def _scan_path(self, scan_id: str) -> Path:
-        return self.root / "scans" / (scan_id.replace("/", "__") + ".npz")
+    def _scan_path(self, scan_id: str, key: str) -> Path:
+        return self.root / "scans" / (scan_id.replace("/", "__") + f"-{key}.npz")
 
-    def _dropped_path(self, scan_id: str) -> Path:
-        return self.root / "scans" / (scan_id.replace("/", "__") + ".dropped.json")
+    def _dropped_path(self, scan_id: str, key: str) -> Path:
+        return self.root / "scans" / (scan_id.replace("/", "__") + f"-{key}.dropped.json")
 
     def load_structure(self, key: str, original: Structure) -> Structure | None:
         """The prepared structure stored under ``key``, or None."""
@@ -158,21 +191,21 @@ class WorkFolder:
         atomic_write(self._structure_path(key), {"numbers": s.numbers, "positions": s.positions,
                                                  "cell": cell, "pbc": s.pbc})
 
-    def load_scan(self, scan_id: str) -> tuple[Scan | None, str] | None:
-        """``(scan, note)`` or ``(None, reason dropped)`` if done before; None if not done."""
-        if self._scan_path(scan_id).exists():
-            scan = read_compact(self._scan_path(scan_id)).scans[0]
+    def load_scan(self, scan_id: str, key: str) -> tuple[Scan | None, str] | None:
+        """``(scan, note)`` or ``(None, reason dropped)`` if done before with ``key``; None if not done."""
+        if self._scan_path(scan_id, key).exists():
+            scan = read_compact(self._scan_path(scan_id, key)).scans[0]
             return scan, ""
-        if self._dropped_path(scan_id).exists():
-            return None, json.loads(self._dropped_path(scan_id).read_text())["reason"]
+        if self._dropped_path(scan_id, key).exists():
+            return None, json.loads(self._dropped_path(scan_id, key).read_text())["reason"]
         return None
 
-    def save_outcome(self, outcome: ScanOutcome) -> None:
+    def save_outcome(self, outcome: ScanOutcome, key: str) -> None:
         """Store a generated scan, or the reason it was dropped."""
         if outcome.scan is not None:
-            write_compact(ScanSet([outcome.scan], source="pesprobe scan build"), self._scan_path(outcome.id))
+            write_compact(ScanSet([outcome.scan], source="pesprobe scan build"), self._scan_path(outcome.id, key))
         else:
-            atomic_write_json(self._dropped_path(outcome.id), {"id": outcome.id, "reason": outcome.message})
+            atomic_write_json(self._dropped_path(outcome.id, key), {"id": outcome.id, "reason": outcome.message})
 
 
 def plan_scans(structures: list[Structure], kinds: tuple[str, ...], bond_types: tuple[str, ...] | None,
@@ -273,8 +306,9 @@ def build_scans(structures: list[Structure], out: str | Path, settings: ScanSett
     report = BuildReport(scans=ScanSet([], source=str(out)))
     outcomes: dict[str, tuple[Scan | None, str]] = {}
     pending = []
+    plan_keys = {plan.id: _plan_key(plan, settings) for plan in chosen}
     for plan in chosen:
-        done = work.load_scan(plan.id)
+        done = work.load_scan(plan.id, plan_keys[plan.id])
         if done is None:
             pending.append(plan)
         else:
@@ -283,7 +317,7 @@ def build_scans(structures: list[Structure], out: str | Path, settings: ScanSett
     start = time.perf_counter()
     tasks = [(_generate_task, (plan, settings)) for plan in pending]
     for _, outcome in run_tasks(tasks, settings.reference, jobs, "scans", progress, threads):
-        work.save_outcome(outcome)
+        work.save_outcome(outcome, plan_keys[outcome.id])
         report.n_labelled += outcome.n_labelled
         outcomes[outcome.id] = (outcome.scan, outcome.message)
         if outcome.scan is not None and outcome.scan.kind == "bond":
@@ -303,6 +337,7 @@ def build_scans(structures: list[Structure], out: str | Path, settings: ScanSett
             report.notes[scan_id] = f"{len(failures)} frame(s) failed and are stored as NaN"
         if scan.kind == "bond" and not (out / scan.group / scan.id.split("/")[-1] / "partition.npz").exists():
             write_published([scan], out)
+    _remove_stale_folders(out, {s.id for s in kept if s.kind == "bond"})
     report.scans = ScanSet(kept, source=str(out), problems=problems)
     report.seconds = {"prepare": prepare_s, "label": label_s}
     write_compact(report.scans, compact)
