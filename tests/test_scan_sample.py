@@ -73,3 +73,20 @@ def test_cli_data_sample(tmp_path):
     assert result.exit_code == 0, result.output
     assert "12 structures" in result.output
     assert sum(len(read(tmp_path / "d" / f"{s}.xyz", index=":")) for s in ("train", "val", "test")) == 12
+
+
+def test_sampler_keeps_a_repeated_molecule_in_one_split_and_never_reuses_another_molecule(tmp_path):
+    settings = SampleSettings(temperatures=(300.0,), snapshots=1, interval=2, equilibration=2, stretches=1,
+                              split=(0.34, 0.33, 0.33), seed=3)
+    names = [("CO", "m1"), ("CCO", "m2"), ("CC", "m3"), ("CO", "m4"), ("CN", "m5"), ("CCC", "m6")]
+    structures, _ = embed_all(names)
+    report = sample_dataset(structures, tmp_path / "ds", settings, progress=False)
+    where = {name: split for split, members in report.molecules.items() for name in members}
+    assert where["m1"] == where["m4"]  # methanol twice: one split
+    # a new molecule under an old name is sampled, not taken from the old one's work files
+    renamed, _ = embed_all([("CCCC", "m3")] + [n for n in names if n[1] != "m3"])
+    again = sample_dataset(renamed, tmp_path / "ds", settings, progress=False)
+    assert again.reused == 5
+    m3 = [a for s in ("train", "val", "test") if again.counts[s]
+          for a in read(tmp_path / "ds" / f"{s}.xyz", index=":") if a.info["mol_id"] == "m3"]
+    assert m3 and all(len(a) == 14 for a in m3)  # butane, not ethane

@@ -14,6 +14,7 @@ Output of :func:`sample_dataset` with ``out=DIR``:
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import time
@@ -243,6 +244,27 @@ class SampleReport:
     paths: dict[str, str] = field(default_factory=dict)
 
 
+def _structure_fingerprint(s: Structure) -> str:
+    """Hash of a molecule's atoms, geometry and SMILES: the work files of another molecule that got
+    the same name are never reused."""
+    h = hashlib.sha256(np.ascontiguousarray(s.numbers, dtype=np.int64).tobytes())
+    h.update(np.ascontiguousarray(np.round(s.positions, 6)).tobytes())
+    h.update((s.smiles or "").encode())
+    return h.hexdigest()[:16]
+
+
+def _molecule_key(s: Structure) -> str:
+    """What makes two inputs the same molecule for the split: canonical SMILES (RDKit) when there is
+    one, else the chemical formula and geometry."""
+    if s.smiles:
+        from rdkit import Chem
+
+        mol = Chem.MolFromSmiles(s.smiles)
+        if mol is not None:
+            return Chem.MolToSmiles(mol)
+    return _structure_fingerprint(s)
+
+
 def _work_paths(out: Path, name: str) -> tuple[Path, Path]:
     return out / ".work" / f"{name}.xyz", out / ".work" / f"{name}.json"
 
@@ -272,6 +294,7 @@ def sample_dataset(structures: list[Structure], out: str | Path, settings: Sampl
     out = Path(out)
     problems = list(problems or [])
     structures = unique_names(list(structures))
+    by_name = {s.name: s for s in structures}
     start = time.perf_counter()
     frames_by_mol: dict[str, list[Atoms]] = {}
     todo = []
@@ -280,7 +303,8 @@ def sample_dataset(structures: list[Structure], out: str | Path, settings: Sampl
         xyz, meta = _work_paths(out, s.name)
         if xyz.exists() and meta.exists():
             record = json.loads(meta.read_text())
-            if record.get("settings") == json.loads(json.dumps(asdict(settings))):
+            if (record.get("settings") == json.loads(json.dumps(asdict(settings)))
+                    and record.get("structure") == _structure_fingerprint(s)):
                 frames_by_mol[s.name] = read(xyz, index=":") if record["count"] else []
                 problems += [LoadProblem(s.name, n) for n in record["notes"]]
                 reused += 1
@@ -292,12 +316,18 @@ def sample_dataset(structures: list[Structure], out: str | Path, settings: Sampl
             continue
         xyz, meta = _work_paths(out, name)
         atomic_write(xyz, extxyz_text(frames))
-        atomic_write_json(meta, {"settings": asdict(settings), "count": len(frames), "notes": notes})
+        atomic_write_json(meta, {"settings": asdict(settings), "count": len(frames), "notes": notes,
+                                 "structure": _structure_fingerprint(by_name[name])})
         frames_by_mol[name] = frames
         problems += [LoadProblem(name, n) for n in notes]
 
     names = sorted(n for n, f in frames_by_mol.items() if f)
+    # split by molecule, not by name: the same molecule given twice goes where its first name goes
+    # (with no repeats this is exactly the split by name, so existing data sets are reproduced)
     assignment = split_molecules(names, settings.split, settings.seed)
+    first_of: dict[str, str] = {}
+    for n in names:
+        assignment[n] = assignment[first_of.setdefault(_molecule_key(by_name[n]), n)]
     report = SampleReport(counts={}, molecules={}, problems=problems, reused=reused)
     for split in SPLITS:
         members = [n for n in names if assignment[n] == split]
