@@ -11,7 +11,7 @@ from ase.build import bulk, molecule
 from ase.calculators.morse import MorsePotential
 from ase.io import write
 
-from pesprobe.data import load_scans, read_compact
+from pesprobe.data import ScanSet, load_scans, read_compact
 from pesprobe.scan.build import build_scans
 from pesprobe.scan.generate import ScanSettings
 from pesprobe.scan.inputs import embed_all, read_structures
@@ -210,6 +210,32 @@ def test_crystal_bond_scan(tmp_path):
     moved = np.flatnonzero(np.any(scan.positions[-1] != scan.positions[0], axis=1))
     assert moved.tolist() == [j]
     assert np.isfinite(scan.ref_energy).all()
+    # the published layout keeps the cell: BSCT must score the crystal, not a cluster cut from it
+    reread = load_scans(tmp_path / "set", cache=False)[scan.id]
+    np.testing.assert_allclose(reread.cell, scan.cell, atol=1e-9)
+    assert reread.pbc.all()
+    from pesprobe.evaluate import evaluate
+
+    result = evaluate("ase.calculators.emt:EMT", ScanSetOf(reread), progress=False)
+    assert result.metrics[0].values["full_energy_mae"] < 1e-4  # the reference reproduces itself (8-decimal files)
+
+
+def ScanSetOf(scan):  # noqa: N802 - reads as a constructor
+    return ScanSet([scan])
+
+
+def test_published_strings_are_quoted_for_extxyz_readers(tmp_path):
+    from ase.io import read as ase_read
+
+    from pesprobe.data import Scan, write_published
+
+    scan = Scan(id="N-C/alanine", kind="bond", numbers=[7, 6], positions=np.zeros((3, 2, 3)) + [[0, 0, 0], [1.4, 0, 0]],
+                coordinate=np.array([1.3, 1.4, 1.5]), ref_energy=np.array([-1.0, -2.0, -1.5]),
+                ref_forces=np.zeros((3, 2, 3)), meta={"bond": "N-C", "smiles": "N[C@@H](C)C(=O)O"})
+    write_published([scan], tmp_path)
+    atoms = ase_read(tmp_path / "N-C" / "alanine" / "atoms_1.xyz")
+    assert atoms.info["smiles"] == "N[C@@H](C)C(=O)O" and atoms.get_potential_energy() == -2.0
+    assert load_scans(tmp_path, cache=False)["N-C/alanine"].meta["smiles"] == "N[C@@H](C)C(=O)O"
 
 
 def test_cli_scan_build(tmp_path):

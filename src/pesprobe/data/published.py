@@ -162,8 +162,25 @@ def read_scan_dir(scan_dir: Path, problems: list[LoadProblem]) -> Scan | None:
             meta[key] = str(info0[key])
     if unperturbed is not None:
         meta["unperturbed"] = unperturbed
+    cell, pbc = _cell_of(info0 or {}, scan_dir)
     return Scan(id=scan_id, kind="bond", numbers=reference_atoms, positions=np.stack(positions),
-                coordinate=grid[kept], ref_energy=np.asarray(energies), ref_forces=np.stack(forces), meta=meta)
+                coordinate=grid[kept], ref_energy=np.asarray(energies), ref_forces=np.stack(forces), meta=meta,
+                cell=cell, pbc=pbc)
+
+
+def _cell_of(info: dict, scan_dir: Path) -> tuple[np.ndarray | None, np.ndarray]:
+    """Cell (from ``Lattice=``) and periodicity (``pbc=``) of a scan's frames; a molecule has neither."""
+    flags = str(info.get("pbc", "F F F")).split()
+    pbc = np.array([f.upper() in ("T", "TRUE", "1") for f in flags] if len(flags) == 3 else [False] * 3)
+    if "Lattice" not in info:
+        if pbc.any():
+            raise ValueError(f"{scan_dir}: frames say pbc={info.get('pbc')!r} but give no Lattice=")
+        return None, pbc
+    try:
+        cell = np.array(str(info["Lattice"]).split(), dtype=float).reshape(3, 3)
+    except ValueError:
+        raise ValueError(f"{scan_dir}: unparsable Lattice={info['Lattice']!r}") from None
+    return cell, pbc
 
 
 def iter_published(root: Path, problems: list[LoadProblem]) -> Iterator[Scan]:
@@ -188,12 +205,22 @@ def _ranges(indices: list[int]) -> str:
     return ",".join(parts)
 
 
-def _frame_text(numbers: np.ndarray, positions: np.ndarray, forces: np.ndarray, info: dict) -> str:
+#: Values written unquoted: plain words and numbers.
+_PLAIN = re.compile(r"[A-Za-z0-9_.+\-]+")
+
+
+def _frame_text(numbers: np.ndarray, positions: np.ndarray, forces: np.ndarray, info: dict,
+                cell: np.ndarray | None = None, pbc: np.ndarray | None = None) -> str:
     pairs = ["Properties=species:S:1:pos:R:3:forces:R:3"]
     for key, value in info.items():
         text = str(value)
-        pairs.append(f'{key}="{text}"' if (" " in text or not text) else f"{key}={text}")
-    pairs.append('pbc="F F F"')
+        # quote anything but a plain word or number: extended-XYZ readers (ASE) parse [..], = and
+        # spaces in bare values (a SMILES such as N[C@@H](C)C(=O)O would turn into an array)
+        pairs.append(f"{key}={text}" if _PLAIN.fullmatch(text) else f'{key}="{text}"')
+    if cell is not None:
+        pairs.append('Lattice="' + " ".join(f"{v:.10f}" for v in np.asarray(cell).ravel()) + '"')
+    flags = np.zeros(3, dtype=bool) if pbc is None or cell is None else np.asarray(pbc, dtype=bool)
+    pairs.append('pbc="' + " ".join("T" if p else "F" for p in flags) + '"')
     rows = [f"{chemical_symbols[z]:<2s} {p[0]:16.8f} {p[1]:16.8f} {p[2]:16.8f} {f[0]:16.8f} {f[1]:16.8f} {f[2]:16.8f}"
             for z, p, f in zip(numbers, positions, forces)]
     return f"{len(numbers)}\n{' '.join(pairs)}\n" + "\n".join(rows) + "\n"
@@ -225,11 +252,12 @@ def write_published(scans: Iterable[Scan], root: str | Path) -> list[Path]:
         for i, idx in enumerate(indices):
             info = dict(base, energy=repr(float(scan.ref_energy[i])))
             atomic_write(scan_dir / f"atoms_{int(idx)}.xyz",
-                         _frame_text(scan.numbers, scan.positions[i], scan.ref_forces[i], info))
+                         _frame_text(scan.numbers, scan.positions[i], scan.ref_forces[i], info, scan.cell, scan.pbc))
         if "unperturbed" in scan.meta:
             unperturbed = np.asarray(scan.meta["unperturbed"])
             atomic_write(scan_dir / "unperturbed.xyz",
-                         _frame_text(scan.numbers, unperturbed, np.zeros_like(unperturbed), base))
+                         _frame_text(scan.numbers, unperturbed, np.zeros_like(unperturbed), base, scan.cell,
+                                     scan.pbc))
         coordinate = scan.coordinate
         perturb = scan.meta.get("perturb_range", (coordinate[0], coordinate[-1], len(coordinate)))
         arrays = {
