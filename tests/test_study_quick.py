@@ -151,3 +151,24 @@ def test_cli_reports_missing_data_and_bad_files(tmp_path, monkeypatch):
     assert result.exit_code == 2 and "cannot read study file" in result.output
     result = runner.invoke(app, ["study", "default", "--quick"])
     assert result.exit_code != 0 and "not both" in result.output
+
+
+def test_an_md_engine_change_reevaluates_and_restarts_the_clocks(quick, monkeypatch):
+    """A new MD engine version is part of the result key; the re-evaluation's times replace the old ones."""
+    import pesprobe.study.runner as runner
+
+    root, _ = quick
+    out = root / "out"
+    before = json.loads((out / "variants" / "direct" / "result.json").read_text())
+    monkeypatch.setattr(runner, "MD_ENGINE_VERSION", "test-engine")
+    config = load_study("quick", base_dir=root)
+    config.variants = [config.variant("direct")]
+    lines: list[str] = []
+    result = run_study(config, out, progress=False, log=lines.append, report=False)
+    assert not any("reusing" in line for line in lines)
+    after = result.variants[0]
+    assert after.key != before["key"]
+    assert after.md["mean"]["temperature_jump_K"] == pytest.approx(before["md"]["mean"]["temperature_jump_K"])
+    # the trajectories were reused, so MD took far less than the first run: its time is not added on
+    assert 0 < after.seconds["md"] < before["seconds"]["md"]
+    assert after.seconds["train"] >= before["seconds"]["train"]

@@ -199,8 +199,12 @@ def _pct(value: float) -> str:
 def _strength(rho: float, p: float) -> str:
     if rho >= 0.5 and p < 0.1:
         return "ranked MD stability"
+    if rho > 0 and p < 0.1:
+        return "ranked MD stability weakly"
+    if rho >= 0.5:
+        return "ranked MD stability in the same direction, but not significantly"
     if rho > 0:
-        return "ranked MD stability only weakly (not significant)" if p >= 0.1 else "ranked MD stability weakly"
+        return "showed no significant ranking of MD stability"
     return "did not rank MD stability (the order was opposite or unrelated)"
 
 

@@ -25,8 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pesprobe.data.atomic import atomic_write_json, json_safe
 from pesprobe.data.scan import ScanSet
+from pesprobe.md.record import ENGINE_VERSION as MD_ENGINE_VERSION
 from pesprobe.study.config import StudyConfig, StudyError, Variant, digest
 
 #: BSCT numbers kept per variant (means over the scans; see :func:`pesprobe.metrics.summarize`).
@@ -173,7 +176,7 @@ class _Study:
         self.data_key = digest({str(p): file_digest(p) for p in data})
         self.eval_key = digest({"scans": [s.content_hash() for s in self.scans],
                                 "molecules": [m.id for m in self.molecules], "md": self.md_config.to_dict(),
-                                "batch_frames": config.bsct_batch_frames})
+                                "md_engine": MD_ENGINE_VERSION, "batch_frames": config.bsct_batch_frames})
 
     # ------------------------------------------------------------------ training
     def train_config(self, variant: Variant, steps: int):
@@ -253,6 +256,9 @@ class _Study:
         if stored is not None and stored.key == key:
             self.log(f"[{variant.name}] reusing {done}")
             return stored
+        if timing.get("eval_key") != key:  # evaluated afresh: earlier BSCT/MD times were for other settings
+            timing = {k: v for k, v in timing.items() if k not in ("bsct", "md")}
+            timing["eval_key"] = key
         model, _ = load_checkpoint(trained.checkpoints["last"], map_location=self.device)
         dtype = next(model.parameters()).dtype
         potential = TorchPotential(model, device=self.device, dtype=dtype, batch_frames=self.config.bsct_batch_frames,
@@ -269,7 +275,7 @@ class _Study:
         summary = bsct.summary
         systems = bsct.systems
         consistency = [systems[s]["energy_force_consistency"] for s in systems]
-        finite = sorted(v for v in consistency if v is not None and math.isfinite(v))
+        finite = [v for v in consistency if v is not None and math.isfinite(v)]
         result = VariantResult(
             name=variant.name, label=variant.label, extends=variant.extends, model=dict(variant.model), steps=steps,
             key=key, identity=potential.identity(),
@@ -278,7 +284,7 @@ class _Study:
                    "n_train": trained.n_train, "n_valid": trained.n_valid},
             bsct={**{k: _num(summary.get(k)) for k in BSCT_KEYS},
                   "spurious_minima": _num(summary["stats"]["spurious_minima"]["mean"]),
-                  "energy_force_consistency": finite[len(finite) // 2] if finite else math.nan,
+                  "energy_force_consistency": float(np.median(finite)) if finite else math.nan,
                   "n_failed_frames": summary["n_failed_frames"], "n_scans": summary["n_scans"]},
             scans={sid: {k: _num(row.get(k)) for k in SCAN_KEYS} for sid, row in systems.items()},
             md={k: v for k, v in md.summary.items() if k != "wall_seconds"},
