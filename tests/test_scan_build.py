@@ -9,6 +9,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk, molecule
 from ase.calculators.morse import MorsePotential
+from ase.io import read as ase_read_frame
 from ase.io import write
 
 from pesprobe.data import ScanSet, load_scans, read_compact
@@ -86,6 +87,9 @@ def test_bond_scans_round_trip_published_layout_and_bsct(tmp_path, molecules_fil
                                    theirs.coordinate, atol=2e-8)
         assert theirs.meta["bond"] == mine.meta["bond"] and len(theirs.meta["labels"]) == theirs.n_atoms
         assert np.all(np.isfinite(mine.ref_energy)) and mine.ref_energy.argmin() not in (0, 19)
+    start = ase_read_frame(out / "C-O" / "CH3CH2OH_1-2" / "unperturbed.xyz")
+    assert np.isfinite(start.get_potential_energy()) and np.abs(start.get_forces()).max() > 1e-4
+    np.testing.assert_allclose(start.positions, report.scans["C-O/CH3CH2OH_1-2"].meta["unperturbed"], atol=1e-8)
     compact = read_compact(tmp_path / "set.npz")
     assert compact.ids() == ids and compact["C-O/CH3CH2OH_1-2"].meta["method"] == "gfn2-xtb"
 

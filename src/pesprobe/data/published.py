@@ -230,7 +230,9 @@ def write_published(scans: Iterable[Scan], root: str | Path) -> list[Path]:
     """Write bond scans in the published layout under ``root``; returns the scan folders.
 
     Every file is written atomically. Energies are written with full precision (``repr``);
-    a NaN reference energy is written as ``energy=nan``.
+    a NaN reference energy is written as ``energy=nan``. ``unperturbed.xyz`` carries the reference
+    energy and forces at the unperturbed geometry when the scan has them (``meta["unperturbed_energy"]``,
+    ``meta["unperturbed_forces"]``, as :func:`pesprobe.scan.build_scans` records), else NaN forces.
     """
     root = Path(root)
     written = []
@@ -255,9 +257,12 @@ def write_published(scans: Iterable[Scan], root: str | Path) -> list[Path]:
                          _frame_text(scan.numbers, scan.positions[i], scan.ref_forces[i], info, scan.cell, scan.pbc))
         if "unperturbed" in scan.meta:
             unperturbed = np.asarray(scan.meta["unperturbed"])
+            start = dict(base)
+            if np.isfinite(scan.meta.get("unperturbed_energy", np.nan)):
+                start["energy"] = repr(float(scan.meta["unperturbed_energy"]))
+            forces = np.asarray(scan.meta.get("unperturbed_forces", np.full_like(unperturbed, np.nan)))
             atomic_write(scan_dir / "unperturbed.xyz",
-                         _frame_text(scan.numbers, unperturbed, np.zeros_like(unperturbed), base, scan.cell,
-                                     scan.pbc))
+                         _frame_text(scan.numbers, unperturbed, forces, start, scan.cell, scan.pbc))
         coordinate = scan.coordinate
         perturb = scan.meta.get("perturb_range", (coordinate[0], coordinate[-1], len(coordinate)))
         arrays = {

@@ -158,6 +158,11 @@ def generate(plan: ScanPlan, settings: ScanSettings, factory: Callable[[], Any])
         return ScanOutcome(plan.id, None, f"scan {plan.id} dropped: {n_failed}/{len(grid)} frames failed "
                                           f"(limit {settings.max_failed_fraction:.0%}); frame {first}: "
                                           f"{labels.errors[first]}", labels.retried, len(grid))
+    try:  # the reference at the unperturbed geometry, as the published unperturbed.xyz carries it
+        start = label_frames(factory, s.numbers, s.positions[None], s.cell, s.pbc)
+        meta.update(unperturbed_energy=float(start.energy[0]), unperturbed_forces=start.forces[0])
+    except Exception:  # noqa: BLE001 - the scan itself is fine; unperturbed.xyz then has no labels
+        pass
     meta.update({"labels": plan.labels.astype(np.int64), "smiles": s.smiles, "source": s.source,
                  "method": settings.reference, "dataset": settings.dataset, "unperturbed": s.positions.copy(),
                  "failures": {str(k): v for k, v in sorted(labels.errors.items())},
