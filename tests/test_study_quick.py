@@ -123,6 +123,26 @@ def test_changed_training_settings_are_refused(quick):
         run_study(config, root / "out", progress=False, log=lambda line: None, report=False)
 
 
+def test_same_data_elsewhere_and_device_spelled_out_still_resume(quick, tmp_path):
+    import shutil
+
+    root, _ = quick
+    config = load_study("quick", base_dir=root)
+    copy = tmp_path / "data"
+    for attr in ("train_path", "valid_path"):
+        path = getattr(config, attr)
+        if path is not None:
+            target = copy / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target)
+            setattr(config, attr, target)
+    config.device = "cpu"  # was auto, on a CPU-only machine the same thing
+    config.variants = [config.variant("knn")]
+    lines: list[str] = []
+    run_study(config, root / "out", progress=False, log=lines.append, report=False)
+    assert any("[knn] reusing" in line for line in lines), lines
+
+
 def test_minutes_budget_is_measured_per_variant(quick):
     from pesprobe.study.budget import STEP_SHARE, seconds_per_step, steps_for_minutes
 

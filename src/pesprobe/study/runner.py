@@ -173,7 +173,8 @@ class _Study:
         self.molecules = md_molecules(self.scans, config.md_molecules)
         self.md_config = config.md_config()
         data = [p for p in (config.train_path, config.valid_path) if p is not None]
-        self.data_key = digest({str(p): file_digest(p) for p in data})
+        self.data_key = digest([file_digest(p) for p in data])
+        self.legacy_data_key = digest({str(p): file_digest(p) for p in data})
         self.eval_key = digest({"scans": [s.content_hash() for s in self.scans],
                                 "molecules": [m.id for m in self.molecules], "md": self.md_config.to_dict(),
                                 "md_engine": MD_ENGINE_VERSION, "batch_frames": config.bsct_batch_frames})
@@ -221,13 +222,23 @@ class _Study:
 
         config = self.train_config(variant, steps)
         folder = self.folder(variant)
-        train_key = digest({"config": {k: v for k, v in config.to_dict().items() if k != "train"},
-                            "loop": {k: v for k, v in config.to_dict()["train"].items() if k != "out"},
+        settings = config.to_dict()
+        # what shapes the weights: not where the data files lie (their content is in data_key) nor
+        # how the device was spelled ("auto" or "cpu" on a CPU-only machine)
+        data = {k: v for k, v in settings["data"].items() if k not in ("train", "valid")}
+        loop = {k: v for k, v in settings["train"].items() if k not in ("out", "device")}
+        train_key = digest({"config": {**{k: v for k, v in settings.items() if k not in ("train", "data")},
+                                       "data": data}, "loop": {**loop, "device": self.device.split(":")[0]},
                             "data": self.data_key})
+        legacy_key = digest({"config": {k: v for k, v in settings.items() if k != "train"},  # before 2026-11-24
+                             "loop": {k: v for k, v in settings["train"].items() if k != "out"},
+                             "data": self.legacy_data_key})
         marker = folder / "train_key.json"
         last = folder / "train" / "last.pt"
         if last.exists():
             stored = json.loads(marker.read_text()).get("key") if marker.exists() else None
+            if stored == legacy_key:
+                train_key = legacy_key  # a study folder of the earlier key format: keep reusing it
             if stored != train_key:
                 raise StudyError(f"variant {variant.name}: its training settings or data changed since {last} was "
                                  f"written; delete {folder} to retrain it, or use another output folder")
