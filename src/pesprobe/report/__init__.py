@@ -12,28 +12,28 @@ GALLERY_SIZE = 6
 FIGURES_MANIFEST = "figures.json"
 
 
-def figure_scans(plots_dir: Path, identity: str) -> set[str]:
-    """Ids of the scans whose figure in ``plots_dir`` was drawn for the potential ``identity``."""
+def _manifest(plots_dir: Path) -> dict:
+    """The figures manifest of ``plots_dir`` (empty if missing or unreadable)."""
     import json
 
     try:
-        data = json.loads((plots_dir / FIGURES_MANIFEST).read_text())
+        return json.loads((plots_dir / FIGURES_MANIFEST).read_text())
     except (OSError, ValueError):
-        return set()
+        return {}
+
+
+def figure_scans(plots_dir: Path, identity: str) -> set[str]:
+    """Ids of the scans whose figure in ``plots_dir`` was drawn for the potential ``identity``."""
+    data = _manifest(plots_dir)
     return set(data.get("scans", [])) if data.get("identity") == identity else set()
 
 
 def record_figures(plots_dir: Path, identity: str, scan_ids: list[str]) -> None:
     """Add ``scan_ids`` to the manifest of ``identity``; figures of another potential are removed."""
-    import json
-
     from pesprobe.data.atomic import atomic_write_json
 
-    kept = figure_scans(plots_dir, identity)
-    try:
-        previous = json.loads((plots_dir / FIGURES_MANIFEST).read_text())
-    except (OSError, ValueError):
-        previous = {}
+    previous = _manifest(plots_dir)
+    kept = set(previous.get("scans", [])) if previous.get("identity") == identity else set()
     if previous.get("identity") not in (None, identity):
         for scan_id in set(previous.get("scans", [])) - set(scan_ids):
             (plots_dir / plot_name(scan_id)).unlink(missing_ok=True)

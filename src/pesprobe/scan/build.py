@@ -118,14 +118,11 @@ def _structure_key(s: Structure, settings: ScanSettings) -> str:
 
 def _plan_key(plan: ScanPlan, settings: ScanSettings) -> str:
     """Hash of everything that shapes one scan: its structure, atoms, moving fragment and settings."""
-    h = hashlib.sha256()
-    s = plan.structure
-    for arr in (s.numbers.astype(np.int64), np.round(s.positions, 8), s.pbc, np.asarray(plan.atoms, dtype=np.int64),
-                np.asarray(plan.labels, dtype=np.int64)):
+    h = hashlib.sha256(_structure_key(plan.structure, settings).encode())
+    for arr in (np.asarray(plan.atoms, dtype=np.int64), np.asarray(plan.labels, dtype=np.int64)):
         h.update(np.ascontiguousarray(arr).tobytes())
-    for arr in (s.cell, plan.anchor):
-        if arr is not None:
-            h.update(np.ascontiguousarray(np.round(arr, 8)).tobytes())
+    if plan.anchor is not None:
+        h.update(np.ascontiguousarray(np.round(plan.anchor, 8)).tobytes())
     h.update(json.dumps([plan.kind, asdict(settings)], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
