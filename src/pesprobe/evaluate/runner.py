@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from pesprobe.data import ScanSet, load_scans
+from pesprobe.data.embedded import embedded_scans_path
 from pesprobe.data.scan import Scan
 from pesprobe.evaluate.cache import PredictionCache
 from pesprobe.evaluate.result import BSCTResult
@@ -91,7 +92,7 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
         batched :class:`~pesprobe.potentials.base.Potential` interface, an ASE calculator
         instance (``reset()`` between scans), or a zero-argument factory (a fresh calculator per scan).
     data : str, Path or ScanSet
-        A scan set or anything :func:`pesprobe.data.load_scans` reads.
+        A scan set or anything :func:`pesprobe.data.load_scans` reads; None: the scans embedded in pesprobe.
     out : str or Path, optional
         Output folder: ``results.json``, ``results.csv``, ``summary.md``, ``report.html``,
         ``plots/`` and the prediction cache ``cache/`` (for resuming). Nothing is written if None.
@@ -115,7 +116,7 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
     """
     spec = calc if isinstance(calc, str) else None
     potential = resolve(calc) if spec else as_potential(calc, name=name)
-    scanset = data if isinstance(data, ScanSet) else load_scans(data)
+    scanset = data if isinstance(data, ScanSet) else load_scans(embedded_scans_path() if data is None else data)
     order = scanset.ids()
     if shard is not None:
         scanset = scanset.shard(*shard)

@@ -1,18 +1,18 @@
 """SPEC strings -> potentials. Heavy imports happen only inside the branch that needs them.
 
-Forms
------
+Forms (:data:`SPEC_FORMS`, which every command's ``--help`` lists)
+------------------------------------------------------------------
+``pesprobe:default`` or ``pesprobe:PATH``
+    The shipped pesprobe model or a pesprobe model checkpoint (batched torch path).
 ``gfn2-xtb``, ``gfn1-xtb``
     GFN2-/GFN1-xTB through tblite.
+``gfn-ff``, ``7net-0``, ``chgnet``
+    GFN-FF (xtb-python), SevenNet-0 and CHGNet 0.3.0 (optional extras ``pesprobe[xtb]``,
+    ``pesprobe[sevenn]``, ``pesprobe[chgnet]``; :mod:`pesprobe.potentials.optional`).
 ``lj``, ``morse``
     ASE's Lennard-Jones and Morse calculators (demos and tests; parameters of the golden tests).
 ``pyscf:<functional>/<basis>``
     DFT through PySCF (optional extra ``pesprobe[pyscf]``).
-``gfn-ff``, ``7net-0``, ``chgnet``
-    GFN-FF (xtb-python), SevenNet-0 and CHGNet 0.3.0 (optional extras ``pesprobe[xtb]``,
-    ``pesprobe[sevenn]``, ``pesprobe[chgnet]``; :mod:`pesprobe.potentials.optional`).
-``pesprobe:PATH`` or ``pesprobe:default``
-    A pesprobe model checkpoint (batched torch path).
 ``MODULE:FACTORY``
     An importable module, or a path to a ``.py`` file, and a zero-argument callable that returns
     an ASE calculator (or a Potential).
@@ -20,12 +20,14 @@ Forms
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import inspect
 import importlib.util
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +66,78 @@ def _adapter(module: str, function: str) -> Callable[[], Any]:
     return getattr(importlib.import_module(f"pesprobe.potentials.{module}"), function)()
 
 
+@dataclass(frozen=True)
+class SpecForm:
+    """One form of SPEC string.
+
+    Attributes
+    ----------
+    form : str
+        The SPEC itself (a built-in name) or its pattern (``pyscf:XC/BASIS``).
+    about : str
+        What it names, for ``--help``.
+    factory : callable, optional
+        Built-in names only: returns the zero-argument calculator factory.
+    """
+
+    form: str
+    about: str
+    factory: Callable[[], Callable[[], Any]] | None = None
+
+
+#: Every SPEC form, in the order ``--help`` and error messages list them.
+SPEC_FORMS: tuple[SpecForm, ...] = (
+    SpecForm("pesprobe:default", "the shipped pesprobe model"),
+    SpecForm("pesprobe:PATH", "a pesprobe checkpoint"),
+    SpecForm("gfn2-xtb", "GFN2-xTB", lambda: _tblite_factory("GFN2-xTB")),
+    SpecForm("gfn1-xtb", "GFN1-xTB", lambda: _tblite_factory("GFN1-xTB")),
+    SpecForm("gfn-ff", "GFN-FF, pesprobe[xtb]", lambda: _adapter("xtb_gfnff", "gfnff_factory")),
+    SpecForm("7net-0", "SevenNet-0, pesprobe[sevenn]", lambda: _adapter("sevennet", "sevennet_factory")),
+    SpecForm("chgnet", "CHGNet 0.3.0, pesprobe[chgnet]", lambda: _adapter("chgnet_calc", "chgnet_factory")),
+    SpecForm("lj", "ASE Lennard-Jones, a demo", lambda: _lj_factory),
+    SpecForm("morse", "ASE Morse, a demo", lambda: _morse_factory),
+    SpecForm("pyscf:XC/BASIS", "DFT, pesprobe[pyscf]"),
+    SpecForm("MODULE:FACTORY", "your model: a module or file.py whose zero-argument FACTORY returns an ASE "
+                               "calculator"),
+)
+
+#: Built-in SPEC names -> factory of their calculator factory.
 BUILTIN_FACTORIES: dict[str, Callable[[], Callable[[], Any]]] = {
-    "gfn2-xtb": lambda: _tblite_factory("GFN2-xTB"),
-    "gfn1-xtb": lambda: _tblite_factory("GFN1-xTB"),
-    "lj": lambda: _lj_factory,
-    "morse": lambda: _morse_factory,
-    "gfn-ff": lambda: _adapter("xtb_gfnff", "gfnff_factory"),
-    "7net-0": lambda: _adapter("sevennet", "sevennet_factory"),
-    "chgnet": lambda: _adapter("chgnet_calc", "chgnet_factory"),
-}
+    f.form: f.factory for f in SPEC_FORMS if f.factory is not None}
+
+
+def spec_help(role: str = "Potential") -> str:
+    """The ``--help`` text of a SPEC option, listing :data:`SPEC_FORMS` (``role``: what the SPEC is for)."""
+    return f"{role} SPEC: " + "; ".join(f"{f.form} ({f.about})" for f in SPEC_FORMS) + "."
+
+
+def _suggestion(key: str) -> str:
+    """``" (did you mean 'x'?)"`` for the built-in name nearest to ``key``, or ``""``."""
+    names = [f.form for f in SPEC_FORMS if f.factory is not None] + ["pesprobe:default"]
+    near = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
+def checkpoint_path(spec: str) -> Path:
+    """The checkpoint file a ``pesprobe:PATH`` or ``pesprobe:default`` SPEC names.
+
+    Raises
+    ------
+    SpecError
+        If the file does not exist (for ``pesprobe:default``: if no default model is shipped).
+    """
+    from pesprobe.models import potential as models
+
+    name = spec.strip().split(":", 1)[1]
+    if name == "default":
+        if not models.DEFAULT_MODEL.is_file():
+            raise SpecError(f"no default model is shipped at {models.DEFAULT_MODEL}; pass a checkpoint path "
+                            "(pesprobe:PATH)")
+        return models.DEFAULT_MODEL
+    path = Path(name)
+    if not path.is_file():
+        raise SpecError(f"SPEC {spec.strip()!r}: checkpoint {path} does not exist{_suggestion(spec.strip().lower())}")
+    return path
 
 
 def _pyscf_factory(spec: str) -> Callable[[], Any]:
@@ -130,12 +195,11 @@ def calculator_factory(spec: str) -> Callable[[], Any]:
     if key.startswith("pesprobe:"):
         from pesprobe.models import PESProbeCalculator
 
-        path = spec.strip().split(":", 1)[1]
+        path = checkpoint_path(spec)
         return lambda: PESProbeCalculator(path)
     if ":" in spec:
         return _import_target(spec.strip())
-    raise SpecError(f"unknown SPEC {spec!r}; known: {', '.join(BUILTIN_FACTORIES)}, pyscf:XC/BASIS, "
-                    "pesprobe:PATH, MODULE:FACTORY")
+    raise SpecError(f"unknown SPEC {spec!r}{_suggestion(key)}; known: {', '.join(f.form for f in SPEC_FORMS)}")
 
 
 def resolve(spec: str) -> Potential:
@@ -144,7 +208,7 @@ def resolve(spec: str) -> Potential:
     if key.startswith("pesprobe:"):
         from pesprobe.models import load_potential
 
-        return load_potential(spec.strip().split(":", 1)[1])
+        return load_potential(checkpoint_path(spec))
     factory = calculator_factory(spec)
     if key in BUILTIN_FACTORIES or key.startswith("pyscf:"):
         return AseCalculatorPotential(factory, name=key, identity=f"spec:{key}")
