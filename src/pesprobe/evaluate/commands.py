@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from pesprobe.potentials.registry import DEFAULT_SPEC, SpecError, spec_help
+
 
 def _parse_shard(text: str | None) -> tuple[int, int] | None:
     if text is None:
@@ -39,9 +41,7 @@ def bsct(
     data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder, compact .npz or "
                                                       "multi-frame extended XYZ. Default: the scans embedded in "
                                                       "pesprobe.")] = None,
-    calc: Annotated[str, typer.Option(help="Potential SPEC: gfn2-xtb, gfn1-xtb, lj, morse, pyscf:XC/BASIS, "
-                                           "pesprobe:CHECKPOINT, pesprobe:default (the shipped model), or "
-                                           "MODULE:FACTORY (module or file.py).")] = "pesprobe:default",
+    calc: Annotated[str, typer.Option(help=spec_help())] = DEFAULT_SPEC,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("bsct_out"),
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
     shard: Annotated[Optional[str], typer.Option(help="Evaluate only slice I of N (0-based), e.g. 0/4.")] = None,
@@ -49,13 +49,10 @@ def bsct(
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse cached model results in OUT/cache.")] = True,
 ) -> None:
     """Run the Bond Smoothness Characterization Test of a potential on a scan set."""
-    from pesprobe.data.embedded import embedded_scans_path
     from pesprobe.evaluate import evaluate
-    from pesprobe.potentials.registry import SpecError
 
     try:
-        result = evaluate(calc, data if data is not None else embedded_scans_path(), out=out, jobs=jobs,
-                          shard=_parse_shard(shard), plots=plots, resume=resume)
+        result = evaluate(calc, data, out=out, jobs=jobs, shard=_parse_shard(shard), plots=plots, resume=resume)
     except (SpecError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

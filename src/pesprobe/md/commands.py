@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from pesprobe.potentials.registry import DEFAULT_SPEC, spec_help
+
 Data = Annotated[Optional[Path], typer.Option(help="Molecules: extended XYZ file, or a scan set (published-layout "
                                               "folder or compact .npz; its unperturbed geometries). "
                                               "Default: the scans embedded in pesprobe.")]
@@ -60,8 +62,8 @@ def _data(data: Path | None) -> Path:
 
 
 def md(
-    calc: Annotated[str, typer.Option(help="Potential SPEC: gfn2-xtb, lj, morse, pesprobe:CHECKPOINT, or "
-                                           "MODULE:FACTORY returning an ASE calculator or a torch model.")] = "gfn2-xtb",
+    calc: Annotated[str, typer.Option(help=spec_help() + " MODULE:FACTORY may also return a torch model.")]
+    = DEFAULT_SPEC,
     data: Data = None,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("md_out"),
     temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",

@@ -91,15 +91,18 @@ SPEC_FORMS: tuple[SpecForm, ...] = (
     SpecForm("pesprobe:PATH", "a pesprobe checkpoint"),
     SpecForm("gfn2-xtb", "GFN2-xTB", lambda: _tblite_factory("GFN2-xTB")),
     SpecForm("gfn1-xtb", "GFN1-xTB", lambda: _tblite_factory("GFN1-xTB")),
-    SpecForm("gfn-ff", "GFN-FF, pesprobe[xtb]", lambda: _adapter("xtb_gfnff", "gfnff_factory")),
-    SpecForm("7net-0", "SevenNet-0, pesprobe[sevenn]", lambda: _adapter("sevennet", "sevennet_factory")),
-    SpecForm("chgnet", "CHGNet 0.3.0, pesprobe[chgnet]", lambda: _adapter("chgnet_calc", "chgnet_factory")),
-    SpecForm("lj", "ASE Lennard-Jones, a demo", lambda: _lj_factory),
-    SpecForm("morse", "ASE Morse, a demo", lambda: _morse_factory),
-    SpecForm("pyscf:XC/BASIS", "DFT, pesprobe[pyscf]"),
+    SpecForm("gfn-ff", "GFN-FF; extra xtb", lambda: _adapter("xtb_gfnff", "gfnff_factory")),
+    SpecForm("7net-0", "SevenNet-0; extra sevenn", lambda: _adapter("sevennet", "sevennet_factory")),
+    SpecForm("chgnet", "CHGNet 0.3.0; extra chgnet", lambda: _adapter("chgnet_calc", "chgnet_factory")),
+    SpecForm("lj", "ASE Lennard-Jones; a demo", lambda: _lj_factory),
+    SpecForm("morse", "ASE Morse; a demo", lambda: _morse_factory),
+    SpecForm("pyscf:XC/BASIS", "DFT; extra pyscf"),
     SpecForm("MODULE:FACTORY", "your model: a module or file.py whose zero-argument FACTORY returns an ASE "
                                "calculator"),
 )
+
+#: The potential a command uses when none is given (``bsct``, ``md``).
+DEFAULT_SPEC = "pesprobe:default"
 
 #: Built-in SPEC names -> factory of their calculator factory.
 BUILTIN_FACTORIES: dict[str, Callable[[], Callable[[], Any]]] = {

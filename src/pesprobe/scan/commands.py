@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from pesprobe.potentials.registry import SpecError, calculator_factory, spec_help
+
 scan_app = typer.Typer(help="Generate scan sets (bond stretches, angle bends, torsions) labelled by a reference.",
                        no_args_is_help=True)
 data_app = typer.Typer(help="Generate training data labelled by a reference.", no_args_is_help=True)
@@ -56,7 +58,7 @@ def build(
     preset: Annotated[Optional[str], typer.Option(help="Built-in recipe: xtb-organic (BSCT-xTB set).")] = None,
     smiles: SmilesOpt = None,
     reference: Annotated[Optional[str], typer.Option(
-        help="Reference SPEC: gfn2-xtb (default), gfn1-xtb, pyscf:XC/BASIS, MODULE:FACTORY ...")] = None,
+        help=spec_help("Reference") + " Default: gfn2-xtb (the preset's with --preset).")] = None,
     kind: Annotated[str, typer.Option(help="Comma list of scan kinds: bond, angle, torsion.")] = "bond",
     bonds: Annotated[Optional[str], typer.Option(
         help="Comma list of bond types, e.g. C-C,C-N (default: every bond type without hydrogen; "
@@ -78,7 +80,6 @@ def build(
 
     Resumable: rerunning the same command skips the scans already in OUT/.build.
     """
-    from pesprobe.potentials.registry import SpecError, calculator_factory
     from pesprobe.scan.build import build_scans
     from pesprobe.scan.generate import ScanSettings
     from pesprobe.scan.graph import normalize_bond_type
@@ -118,6 +119,10 @@ def build(
                f"{report.reused} reused, {len(report.dropped)} dropped; {report.n_labelled} reference calculations; "
                f"prepare {report.seconds['prepare']:.1f} s, label {report.seconds['label']:.1f} s")
     _echo_problems(report.scans.problems)
+    if not report.scans:
+        typer.echo(f"error: 0 scans built (reference {reference}); see the problems above and {out}/build.json",
+                   err=True)
+        raise typer.Exit(1)
     typer.echo(f"wrote {out}/ (published layout, build.json) and {compact or out.with_name(out.name + '.npz')}")
 
 
@@ -128,7 +133,8 @@ def sample(
     = Path("train_data"),
     preset: Annotated[Optional[str], typer.Option(help="Built-in recipe: xtb-train.")] = None,
     smiles: SmilesOpt = None,
-    reference: Annotated[Optional[str], typer.Option(help="Reference SPEC (default gfn2-xtb).")] = None,
+    reference: Annotated[Optional[str], typer.Option(
+        help=spec_help("Reference") + " Default: gfn2-xtb (the preset's with --preset).")] = None,
     temperatures: Annotated[Optional[str], typer.Option(help="Comma list of MD temperatures in K.")] = None,
     snapshots: Annotated[Optional[int], typer.Option(min=0, help="Structures kept per trajectory.")] = None,
     interval: Annotated[Optional[int], typer.Option(min=1, help="MD steps between kept structures.")] = None,
@@ -143,7 +149,6 @@ def sample(
     Resumable: rerunning the same command reuses the molecules finished in OUT/.work.
     """
     from pesprobe.data.sample import SampleSettings, sample_dataset
-    from pesprobe.potentials.registry import SpecError, calculator_factory
     from pesprobe.scan.presets import sample_preset
 
     try:
