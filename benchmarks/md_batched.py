@@ -73,7 +73,8 @@ def bench(name: str, model: torch.nn.Module, mol: Molecule, steps: int, replicas
           repeats: int) -> None:
     # huge tolerances: this times the integrators, an untrained model must not stop the run
     cfg = MDConfig(length_ps=steps * 0.5 / 1000.0, timestep_fs=0.5, seeds=tuple(range(replicas)), save_every=0,
-                   bond_tolerance_A=1e6, fly_apart_A=1e6, energy_tolerance_eV_atom=1e6)
+                   break_factor=1e6, clash_factor=0.0, clash_floor_A=0.0,
+                   form_hold_fs=1e9, blowup_factor=1e6, fly_apart_A=1e6, energy_tolerance_eV_atom=1e6)
     integrator = BatchedIntegrator(model, cfg)
     integrator.run([mol], [0])  # warm-up
     batched, ase, failed = 0.0, 0.0, 0

@@ -91,3 +91,42 @@ class BatchedTrouble(BatchedMorse):
         energy = pred.energy.copy()
         energy[self.nan_frame] = np.nan
         return Predictions.from_arrays(energy, pred.forces)
+
+
+class SpringNetwork(Calculator):
+    """Harmonic springs between chosen atom pairs: E = Σ ½ k (d_ij − d_eq)² (eV, Å); no other terms.
+
+    Parameters
+    ----------
+    springs : list of (i, j, d_eq_A, k_eV_A2)
+        Pair, rest length (Å) and stiffness (eV/Å²) of each spring.
+    """
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, springs: list[tuple[int, int, float, float]]) -> None:
+        super().__init__()
+        arr = np.asarray(springs, dtype=float).reshape(-1, 4)
+        self.i, self.j = arr[:, 0].astype(int), arr[:, 1].astype(int)
+        self.d_eq, self.k = arr[:, 2], arr[:, 3]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        pos = self.atoms.positions
+        vec = pos[self.i] - pos[self.j]
+        d = np.linalg.norm(vec, axis=1)
+        stretch = d - self.d_eq
+        pair_force = -(self.k * stretch / np.maximum(d, 1e-12))[:, None] * vec
+        forces = np.zeros_like(pos)
+        np.add.at(forces, self.i, pair_force)
+        np.add.at(forces, self.j, -pair_force)
+        self.results = {"energy": float(0.5 * np.sum(self.k * stretch ** 2)), "forces": forces}
+
+
+def elastic_network(positions: np.ndarray, k_eV_A2: float = 10.0, cutoff_A: float = 3.0
+                    ) -> list[tuple[int, int, float, float]]:
+    """Springs at their current lengths between every pair closer than ``cutoff_A`` (Å): a smooth,
+    stiff model whose minimum is ``positions`` (Å)."""
+    d = np.linalg.norm(positions[:, None] - positions[None], axis=2)
+    i, j = np.nonzero(np.triu(d < cutoff_A, k=1))
+    return [(int(a), int(b), float(d[a, b]), k_eV_A2) for a, b in zip(i, j)]

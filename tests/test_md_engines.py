@@ -167,7 +167,7 @@ def test_model_calculator_matches_batched_forces(clusters):
 
 def test_monitor_criteria_fire_and_name_the_cause():
     mol = Molecule("h2o", [8, 1, 1], [[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
-    cfg = MDConfig(bond_tolerance_A=0.5, fly_apart_A=3.0, energy_tolerance_eV_atom=0.05)
+    cfg = MDConfig(fly_apart_A=3.0, energy_tolerance_eV_atom=0.05)
     zeros = np.zeros((3, 3))
 
     def check(pos, energy=0.0, step=10):
@@ -177,18 +177,19 @@ def test_monitor_criteria_fire_and_name_the_cause():
 
     assert check(mol.positions) == {}
     stretched = mol.positions.copy()
-    stretched[1, 0] = 1.6
+    stretched[1, 0] = 1.6                             # O-H 1.6 Å > 1.5 × (0.66 + 0.31) Å
     found = check(stretched)[0]
-    assert found.criterion == "bond" and "0-1 (O-H)" in found.detail
+    assert found.criterion == "bond_broken" and "0-1 (O-H)" in found.detail and found.atoms == [0, 1]
     far = mol.positions * 20.0
-    assert check(far)[0].criterion == "bond"
+    assert check(far)[0].criterion == "bond_broken"
+    assert {e.criterion for e in check(far, step=20)[0].events} == {"bond_broken", "fly_apart"}
     assert check(mol.positions, energy=0.2)[0].criterion == "energy_band"
     assert check(mol.positions, energy=np.nan)[0].criterion == "nonfinite"
     # a non-bonded atom (a ligand-like He nearby) that drifts away: fly-apart
     pair = Molecule("o-he", [8, 2], [[0, 0, 0], [2.5, 0, 0]])
     monitor = FailureMonitor([pair.numbers], [pair.positions], cfg)
     gone = monitor.check(10, np.array([[0, 0, 0], [6.0, 0, 0]], float), np.zeros(1), np.zeros(1), np.zeros((2, 3)))
-    assert gone[0].criterion == "fly_apart"
+    assert gone[0].criterion == "fly_apart" and gone[0].atoms == [0] and gone[0].symbols == ["O"]
     assert monitor.check(11, np.array([[0, 0, 0], [6.0, 0, 0]], float), np.zeros(1), np.zeros(1),
                          np.zeros((2, 3))) == {}, "fly-apart is only checked every FLY_APART_EVERY steps"
 
@@ -200,6 +201,10 @@ def test_config_rejects_bad_settings():
         MDConfig(timestep_fs=0)
     with pytest.raises(ValueError, match="distinct"):
         MDConfig(seeds=(1, 1))
+    with pytest.raises(ValueError, match="break_factor"):
+        MDConfig(break_factor=1.1)
+    with pytest.raises(ValueError, match="blowup_factor"):
+        MDConfig(blowup_factor=1.0)
     with pytest.raises(ValueError, match="unknown MD setting"):
         MDConfig.from_dict({"temprature_K": 300})
     assert MDConfig(length_ps=1.0, timestep_fs=0.5).n_steps == 2000

@@ -107,7 +107,8 @@ def test_a_batched_torch_potential_object_runs_its_model(xyz):
                                                        readout_dim=8, n_rbf=8, k=6, cutoff=4.0)), name="tiny")
     engine = resolve_engine(potential)
     assert engine.kind == "batched" and engine.model is potential.model and engine.name == "tiny"
-    cfg = MDConfig(length_ps=0.005, seeds=(0,), save_every=0, bond_tolerance_A=1e6, fly_apart_A=1e6,
+    cfg = MDConfig(length_ps=0.005, seeds=(0,), save_every=0, break_factor=1e6, clash_factor=0.0, clash_floor_A=0.0,
+                   form_hold_fs=1e9, blowup_factor=1e6, fly_apart_A=1e6,
                    energy_tolerance_eV_atom=1e6)
     result = run_stability(potential, xyz, cfg, progress=False)
     assert result.engine == "batched" and all(t.steps_done == cfg.n_steps for t in result.trajectories)

@@ -109,7 +109,8 @@ def run_ase_trajectory(molecule: Molecule, seed: int, calc_factory: Callable[[],
                 ticked = step
             step += 1
     except Exception as exc:  # noqa: BLE001 - a failing calculator ends this trajectory only
-        failure = Failure(step, "calculator_error", f"{type(exc).__name__}: {exc}".strip())
+        failure = Failure(step, "calculator_error", f"{type(exc).__name__}: {exc}".strip(),
+                          step * config.timestep_fs)
     if tick is not None:
         tick(config.n_steps - ticked)
     steps_done = config.n_steps if failure is None else failure.step

@@ -215,7 +215,7 @@ class BatchedIntegrator:
             found = state.monitor.check(step, batch.positions.cpu().numpy(), batch.energy.cpu().numpy(),
                                         kinetic.cpu().numpy(), batch.forces.cpu().numpy())
             for s, text in errors.items():
-                found[s] = Failure(step, "calculator_error", text)
+                found[s] = Failure(step, "calculator_error", text, step * cfg.timestep_fs)
             self._record(batch, step, kinetic, found, state.buffers, state.frames, molecules)
             if found:
                 for s, failure in found.items():

@@ -20,7 +20,11 @@ Ensemble = Annotated[str, typer.Option(help="nve (velocity Verlet) or nvt (Lange
 Friction = Annotated[float, typer.Option(help="Langevin friction, 1/fs (NVT).")]
 SaveEvery = Annotated[int, typer.Option(help="Trajectory frame every K steps (0: none).")]
 LogEvery = Annotated[int, typer.Option(help="Energy/temperature sample every K steps.")]
-BondTol = Annotated[float, typer.Option(help="Failure: a t=0 covalent bond deviating by more than this, Å.")]
+BreakFactor = Annotated[float, typer.Option(help="Failure: a t=0 bond (d < 1.2 x sum of covalent radii, as the scan "
+                                                 "builder perceives it) longer than this x the sum of covalent radii.")]
+FormHold = Annotated[float, typer.Option(help="Failure: a pair not bonded at t=0 inside the bonding cutoff this long "
+                                              "(a new bond), fs.")]
+BlowupFactor = Annotated[float, typer.Option(help="Failure: instantaneous kinetic temperature above this x T0.")]
 FlyApart = Annotated[float, typer.Option(help="Failure: an atom's nearest-neighbour distance growing by more "
                                               "than this, Å.")]
 EnergyTol = Annotated[float, typer.Option(help="Failure (NVE): total energy leaving E_tot(0) by more than this, "
@@ -35,8 +39,8 @@ Resume = Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse finish
 
 
 def _config(temperature: float, timestep: float, length: float, seeds: str, ensemble: str, friction: float,
-            save_every: int, log_every: int, bond_tolerance: float, fly_apart: float, energy_tolerance: float,
-            spike_window: float, spike_settle: float):
+            save_every: int, log_every: int, break_factor: float, form_hold: float, blowup_factor: float,
+            fly_apart: float, energy_tolerance: float, spike_window: float, spike_settle: float):
     from pesprobe.md.config import MDConfig
 
     try:
@@ -46,7 +50,8 @@ def _config(temperature: float, timestep: float, length: float, seeds: str, ense
     try:
         return MDConfig(temperature_K=temperature, timestep_fs=timestep, length_ps=length, seeds=seed_list,
                         ensemble=ensemble, friction_per_fs=friction, save_every=save_every, log_every=log_every,
-                        bond_tolerance_A=bond_tolerance, fly_apart_A=fly_apart,
+                        break_factor=break_factor, form_hold_fs=form_hold, blowup_factor=blowup_factor,
+                        fly_apart_A=fly_apart,
                         energy_tolerance_eV_atom=energy_tolerance, spike_window_fs=spike_window,
                         spike_settle_fs=spike_settle)
     except ValueError as exc:
@@ -68,7 +73,8 @@ def md(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("md_out"),
     temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",
     ensemble: Ensemble = "nve", friction: Friction = 0.01, save_every: SaveEvery = 100, log_every: LogEvery = 1,
-    bond_tolerance: BondTol = 0.5, fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
+    break_factor: BreakFactor = 1.5, form_hold: FormHold = 20.0, blowup_factor: BlowupFactor = 5.0,
+    fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
     spike_window: SpikeWindow = 5.0, spike_settle: SpikeSettle = 50.0, engine: Engine = "auto", jobs: Jobs = 1,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Batched engine: trajectories per batch "
                                                               "(default: all).")] = None,
@@ -80,7 +86,8 @@ def md(
     from pesprobe.potentials.registry import SpecError
 
     config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
-                     bond_tolerance, fly_apart, energy_tolerance, spike_window, spike_settle)
+                     break_factor, form_hold, blowup_factor, fly_apart, energy_tolerance, spike_window,
+                     spike_settle)
     try:
         result = run_stability(calc, _data(data), config, out=out, engine=engine, jobs=jobs, batch_size=batch_size,
                                device=device, plots=plots, resume=resume)
@@ -104,7 +111,8 @@ def correlate(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("correlate_out"),
     temperature: Temperature = 500.0, timestep: Timestep = 0.5, length: Length = 10.0, seeds: Seeds = "0,1,2",
     ensemble: Ensemble = "nve", friction: Friction = 0.01, save_every: SaveEvery = 100, log_every: LogEvery = 1,
-    bond_tolerance: BondTol = 0.5, fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
+    break_factor: BreakFactor = 1.5, form_hold: FormHold = 20.0, blowup_factor: BlowupFactor = 5.0,
+    fly_apart: FlyApart = 3.0, energy_tolerance: EnergyTol = 0.05,
     spike_window: SpikeWindow = 5.0, spike_settle: SpikeSettle = 50.0, engine: Engine = "auto", jobs: Jobs = 1,
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples for the 95% CIs.")] = 2000,
     permutations: Annotated[int, typer.Option(min=10, help="Permutations for the p-values.")] = 5000,
@@ -116,7 +124,8 @@ def correlate(
     from pesprobe.potentials.registry import SpecError
 
     config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
-                     bond_tolerance, fly_apart, energy_tolerance, spike_window, spike_settle)
+                     break_factor, form_hold, blowup_factor, fly_apart, energy_tolerance, spike_window,
+                     spike_settle)
     try:
         result = run_correlate(calcs, _data(data), config, out=out, n_bootstrap=bootstrap,
                                n_permutations=permutations, engine=engine, jobs=jobs, plots=plots)

@@ -7,6 +7,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from pesprobe.scan.graph import BOND_SCALE
+
 ENSEMBLES = ("nve", "nvt")
 #: Settings that only change how a finished trajectory is measured: changing them re-measures
 #: stored trajectories instead of re-running them.
@@ -35,9 +37,18 @@ class MDConfig:
         Record energies and temperature every this many steps.
     save_every : int
         Write a trajectory frame every this many steps (0: no trajectory file).
-    bond_tolerance_A : float
-        A covalent bond (ASE natural cutoffs at t = 0) deviating from its t = 0 length by more
-        than this fails the trajectory, Å.
+    break_factor : float
+        A bond present at t = 0 (perceived as the scan builder does: d < 1.2 × (r_cov,i + r_cov,j))
+        is broken once longer than this × (r_cov,i + r_cov,j); must exceed 1.2.
+    form_hold_fs : float
+        A pair not bonded at t = 0 that stays inside the bonding cutoff this long has formed a
+        bond (at once if it takes the place of a bond broken at that step), fs.
+    clash_factor, clash_floor_A : float
+        Two atoms closer than max(clash_factor × (r_cov,i + r_cov,j), clash_floor_A) clash, -, Å.
+    blowup_factor : float
+        The instantaneous kinetic temperature above this × T0 is a blow-up (T0 > 0 only); > 1.
+    blowup_settle_fs : float
+        The blow-up criterion starts after this many fs, fs.
     fly_apart_A : float
         An atom whose nearest-neighbour distance grows by more than this over its t = 0 value
         has flown off: failure, Å.
@@ -60,7 +71,12 @@ class MDConfig:
     friction_per_fs: float = 0.01
     log_every: int = 1
     save_every: int = 100
-    bond_tolerance_A: float = 0.5
+    break_factor: float = 1.5
+    form_hold_fs: float = 20.0
+    clash_factor: float = 0.5
+    clash_floor_A: float = 0.5
+    blowup_factor: float = 5.0
+    blowup_settle_fs: float = 50.0
     fly_apart_A: float = 3.0
     energy_tolerance_eV_atom: float = 0.05
     spike_window_fs: float = 5.0
@@ -72,12 +88,16 @@ class MDConfig:
         problems = []
         if self.ensemble not in ENSEMBLES:
             problems.append(f"ensemble must be one of {ENSEMBLES}, got {self.ensemble!r}")
-        for name in ("timestep_fs", "length_ps", "bond_tolerance_A", "fly_apart_A",
-                     "energy_tolerance_eV_atom", "spike_window_fs"):
+        for name in ("timestep_fs", "length_ps", "fly_apart_A", "energy_tolerance_eV_atom", "spike_window_fs"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if not self.spike_settle_fs >= 0:
-            problems.append(f"spike_settle_fs must be >= 0, got {self.spike_settle_fs}")
+        for name in ("spike_settle_fs", "form_hold_fs", "clash_factor", "clash_floor_A", "blowup_settle_fs"):
+            if not getattr(self, name) >= 0:
+                problems.append(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.break_factor > BOND_SCALE:
+            problems.append(f"break_factor must exceed the bonding factor {BOND_SCALE}, got {self.break_factor}")
+        if not self.blowup_factor > 1:
+            problems.append(f"blowup_factor must be > 1, got {self.blowup_factor}")
         if self.temperature_K < 0:
             problems.append(f"temperature_K must be >= 0, got {self.temperature_K}")
         if self.ensemble == "nvt" and not self.friction_per_fs > 0:

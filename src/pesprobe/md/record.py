@@ -90,7 +90,10 @@ class TrajectoryResult:
                "n_atoms": self.n_atoms, "steps_done": self.steps_done, "n_steps": self.n_steps,
                "criterion": self.failure.criterion if self.failure else "",
                "failure_step": self.failure.step if self.failure else "",
-               "failure_detail": self.failure.detail if self.failure else ""}
+               "failure_time_fs": self.failure.time_fs if self.failure else "",
+               "failure_atoms": _atoms_text(self.failure) if self.failure else "",
+               "failure_detail": self.failure.detail if self.failure else "",
+               "failure_also": "; ".join(e.detail for e in self.failure.also) if self.failure else ""}
         out.update(self.measures)
         out["wall_seconds"] = self.wall_seconds
         return out
@@ -102,7 +105,7 @@ class TrajectoryResult:
         """
         data = {k: getattr(self, k) for k in ("molecule", "key", "seed", "n_atoms", "potential", "engine",
                                                "steps_done", "n_steps", "wall_seconds", "fingerprint")}
-        data["failure"] = None if self.failure is None else vars(self.failure)
+        data["failure"] = None if self.failure is None else self.failure.to_json()
         data["measures"] = {k: (v if math.isfinite(v) else None if math.isnan(v) else str(v))
                             for k, v in self.measures.items()}
         return data
@@ -117,8 +120,15 @@ class TrajectoryResult:
 
 
 #: Bumped whenever a code change alters trajectories for the same settings (2: initial momenta no
-#: longer rescaled after removing the centre-of-mass motion), so stored runs of older code are not reused.
-ENGINE_VERSION = "2"
+#: longer rescaled after removing the centre-of-mass motion; 3: the failure monitor perceives bonds as the
+#: scan builder does and checks clashes, bond breaking and formation, temperature blow-up), so stored runs
+#: of older code are not reused.
+ENGINE_VERSION = "3"
+
+
+def _atoms_text(failure: Failure) -> str:
+    """``"1:C 5:H"``: the failure's atoms as index:symbol."""
+    return " ".join(f"{a}:{sym}" for a, sym in zip(failure.atoms, failure.symbols))
 
 
 def trajectory_fingerprint(config: MDConfig, seed: int, identity: str, molecule: Molecule) -> str:
