@@ -34,9 +34,10 @@ def _metrics(scan_id, full, seconds, n_failed=0):
 
 def test_candidates_known_names_specs_and_errors():
     assert [c.name for c in candidates()] == [c.name for c in CANDIDATES]
-    assert {"gfn2-xtb", "gfn1-xtb", "gfn-ff", "7net-0", "chgnet", "pesprobe-default"} <= {c.name for c in CANDIDATES}
+    assert {"gfn2-xtb", "gfn1-xtb", "gfn-ff", "7net-0", "chgnet", "pesprobe:default"} <= {c.name for c in CANDIDATES}
     chosen = candidates(["gfn2-xtb", " pesprobe:default", "pesprobe:runs/a b.pt", ""])
-    assert [c.name for c in chosen] == ["gfn2-xtb", "pesprobe-default", "pesprobe_runs_a_b.pt"]
+    assert [c.name for c in chosen] == ["gfn2-xtb", "pesprobe:default", "pesprobe_runs_a_b.pt"]
+    assert [c.folder for c in chosen] == ["gfn2-xtb", "pesprobe_default", "pesprobe_runs_a_b.pt"]
     assert chosen[2].spec == "pesprobe:runs/a b.pt"
     assert slug("../x") == "x" and slug("???") == "potential"
     with pytest.raises(ValueError, match="listed twice: gfn2-xtb"):

@@ -48,12 +48,12 @@ def two_short(two_small):
 def test_unavailable_potentials_are_skipped_with_install_hint(no_extras, two_small, tmp_path):
     lines = []
     board = run_leaderboard(two_small, tmp_path / "lb", progress=False, log=lines.append,
-                            names=["morse", "7net-0", "chgnet", "gfn-ff", "pesprobe-default", "no.such.module:f"])
+                            names=["morse", "7net-0", "chgnet", "gfn-ff", "pesprobe:default", "no.such.module:f"])
     assert [e.name for e in board.entries] == ["morse"]
     reasons = {s.name: s.reason for s in board.skipped}
     for name, (module, extra) in EXTRAS.items():
         assert f"{module} is not usable (not installed)" in reasons[name] and extra in reasons[name]
-    assert "no default model is shipped" in reasons["pesprobe-default"]
+    assert "no default model is shipped" in reasons["pesprobe:default"]
     assert "could not import no.such.module" in reasons["no.such.module_f"]
     assert len(lines) == 5 and all(line.startswith("skipping ") for line in lines)
     md = (tmp_path / "lb" / "leaderboard.md").read_text()

@@ -16,7 +16,7 @@ def leaderboard(
                                            "folder per potential, reused on re-runs).")] = Path("leaderboard"),
     potentials: Annotated[Optional[str], typer.Option(
         help="Comma-separated names or SPECs. Default: gfn2-xtb, gfn1-xtb, gfn-ff, 7net-0, chgnet, "
-             "pesprobe-default (those not installed are skipped).")] = None,
+             "pesprobe:default (those not installed are skipped).")] = None,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes per potential.")] = 1,
     threads: Annotated[int, typer.Option(min=1, help="OpenMP/torch threads in this process (workers use 1); "
                                          "1 keeps timings comparable on a busy machine.")] = 1,

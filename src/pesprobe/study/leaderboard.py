@@ -26,7 +26,7 @@ class Candidate:
     Attributes
     ----------
     name : str
-        Short name: table row and output sub-folder.
+        Table row: the SPEC for the known candidates, the SPEC made file-safe for others.
     spec : str
         SPEC string for :func:`pesprobe.potentials.registry.resolve`.
     label : str
@@ -40,6 +40,11 @@ class Candidate:
     label: str
     install: str = ""
 
+    @property
+    def folder(self) -> str:
+        """Output sub-folder: the name made file-safe (``pesprobe:default`` -> ``pesprobe_default``)."""
+        return slug(self.name)
+
 
 #: The potentials ``pesprobe leaderboard`` tries by default, in this order.
 CANDIDATES = (
@@ -49,7 +54,7 @@ CANDIDATES = (
     Candidate("7net-0", "7net-0", "SevenNet-0 (sevenn)", "pip install 'pesprobe[sevenn]'"),
     Candidate("chgnet", "chgnet", "CHGNet 0.3.0, molecule in a cubic box (extent + 20 Å)",
               "pip install 'pesprobe[chgnet]'"),
-    Candidate("pesprobe-default", "pesprobe:default", "pesprobe default model",
+    Candidate("pesprobe:default", "pesprobe:default", "pesprobe default model",
               "train one with `pesprobe train` and pass it as pesprobe:PATH"),
 )
 
@@ -79,7 +84,7 @@ def candidates(names: Sequence[str] | None = None) -> list[Candidate]:
     chosen = [known.get(n) or Candidate(slug(n), n, n) for n in (n.strip() for n in names) if n]
     if not chosen:
         raise ValueError("no potentials given")
-    seen = [c.name for c in chosen]
+    seen = [c.folder for c in chosen]  # one output folder each
     duplicates = sorted({n for n in seen if seen.count(n) > 1})
     if duplicates:
         raise ValueError(f"potential listed twice: {', '.join(duplicates)}")
@@ -258,7 +263,7 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
         Scans (anything :func:`pesprobe.data.load_scans` reads).
     out : str or Path
         Output folder: ``leaderboard.{md,html,json,csv}`` and one BSCT folder per potential
-        (``<out>/<name>/``, with its prediction cache: a re-run reuses finished scans).
+        (``<out>/<folder>/``, :attr:`Candidate.folder`, with its prediction cache: a re-run reuses finished scans).
     names : sequence of str, optional
         Candidate names (:data:`CANDIDATES`) or SPEC strings; default: every known candidate.
     jobs : int
@@ -296,7 +301,7 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
             log(f"skipping {candidate.name}: {skipped[-1].reason}")
             continue
         try:
-            result = evaluate(potential, scans, out=out / candidate.name, jobs=jobs, progress=progress,
+            result = evaluate(potential, scans, out=out / candidate.folder, jobs=jobs, progress=progress,
                               name=candidate.name)
         except Exception as exc:  # noqa: BLE001 - one broken potential must not lose the others
             skipped.append(Skipped(candidate.name, candidate.spec, f"BSCT failed: {type(exc).__name__}: {exc}"))
