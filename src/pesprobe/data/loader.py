@@ -8,12 +8,14 @@ from pathlib import Path
 
 from pesprobe.data.compact import read_compact, write_compact
 from pesprobe.data.extxyz_scans import read_scans_extxyz
+from pesprobe.data.files import update_hash
 from pesprobe.data.published import is_published_layout, iter_published
 from pesprobe.data.scan import LoadProblem, ScanSet
 
 #: Part of every scan-cache key: bumped when the folder reader changes what it returns
-#: (2: frames without an energy= key are reported).
-CACHE_VERSION = "2"
+#: (2: frames without an energy= key are reported; 3: unreadable files, duplicate frame files,
+#: non-finite coordinates and energies are data problems, listed in ``meta["data_problems"]``).
+CACHE_VERSION = "3"
 
 
 def cache_dir() -> Path:
@@ -27,16 +29,19 @@ def cache_dir() -> Path:
 def content_key(root: Path) -> str:
     """SHA-256 over the folder's location and every file's relative path and bytes under ``root``
     (sorted walk). The location is part of it because cached problems and ``meta["source"]`` name
-    files: a copy of the folder gets its own entry rather than the original's paths."""
+    files: a copy of the folder gets its own entry rather than the original's paths.
+
+    Files are hashed in chunks (memory stays small whatever their size); an entry that is not a
+    readable regular file (FIFO, dangling symlink, symlink loop, no permission) is never opened:
+    the reason enters the key instead, and the folder reader reports it."""
     h = hashlib.sha256(CACHE_VERSION.encode())
     h.update(str(Path(root).resolve()).encode() + b"\0")
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            h.update(os.path.relpath(full, root).encode())
-            with open(full, "rb") as fh:
-                h.update(fh.read())
+            h.update(os.path.relpath(full, root).encode() + b"\0")
+            update_hash(h, full)
     return h.hexdigest()
 
 

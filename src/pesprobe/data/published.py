@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from ase.data import chemical_symbols
 
 from pesprobe.data.atomic import atomic_write
-from pesprobe.data.scan import LoadProblem, Scan
-from pesprobe.data.xyzparse import XYZFormatError, read_xyz_frame
+from pesprobe.data.files import UnreadableFileError, regular_file_size
+from pesprobe.data.scan import DATA_PROBLEMS, LoadProblem, Scan
+from pesprobe.data.xyzparse import XYZFormatError, XYZFrame, read_xyz_frame
 
 _FRAME = re.compile(r"^atoms_(\d+)\.xyz$")
 _SCAN_FILES = {"partition.npz", "unperturbed.xyz"}
@@ -42,7 +44,7 @@ def scan_dirs(root: Path, problems: list[LoadProblem]) -> list[Path]:
             if not DOC_FILES.match(bond_dir.name):
                 problems.append(LoadProblem(str(bond_dir), "stray file in data-set root (ignored)"))
             continue
-        for scan_dir in sorted(bond_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
+        for scan_dir in sorted(_listing(bond_dir, problems), key=lambda p: (len(p.name), p.name)):
             if scan_dir.name.startswith("."):
                 continue
             if not scan_dir.is_dir():
@@ -55,95 +57,205 @@ def scan_dirs(root: Path, problems: list[LoadProblem]) -> list[Path]:
     return sorted(found, key=lambda p: (p.parent.name, p.name))
 
 
+def _listing(folder: Path, problems: list[LoadProblem]) -> list[Path]:
+    """Entries of ``folder``; an unreadable folder is reported and gives none."""
+    try:
+        return list(folder.iterdir())
+    except OSError as exc:
+        problems.append(LoadProblem(str(folder), f"folder unreadable ({type(exc).__name__}: "
+                                                 f"{exc.strerror or exc}) (ignored)"))
+        return []
+
+
 def _read_partition(path: Path) -> dict:
+    try:
+        regular_file_size(path)
+    except UnreadableFileError as exc:
+        missing = not path.exists() and not path.is_symlink()
+        raise ValueError("missing partition.npz" if missing else f"unreadable partition.npz ({exc.reason})") from None
     try:
         with np.load(path, allow_pickle=False) as data:
             part = {key: data[key] for key in data.files}
-    except FileNotFoundError:
-        raise ValueError("missing partition.npz") from None
     except Exception as exc:  # noqa: BLE001 - any corrupt archive
         raise ValueError(f"unreadable partition.npz ({type(exc).__name__}: {exc})") from None
     for key in ("perturb_range", "bond_index"):
         if key not in part:
             raise ValueError(f"partition.npz lacks field {key!r}")
-    rng = np.asarray(part["perturb_range"], dtype=float).reshape(-1)
-    if rng.shape != (3,) or not np.isfinite(rng).all() or rng[2] < 2 or rng[2] != int(rng[2]):
-        raise ValueError(f"partition.npz field 'perturb_range' must be (start, end, n), got {rng.tolist()}")
+    _check_perturb_range(part["perturb_range"])
     return part
+
+
+def _check_perturb_range(value: np.ndarray) -> None:
+    """Raise ValueError unless ``value`` is (start, end, n) with 0 < start < end (Å) and an integer n >= 2."""
+    try:
+        rng = np.asarray(value, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        rng = np.full(1, np.nan)
+    field = "partition.npz field 'perturb_range'"
+    if rng.shape != (3,) or not np.isfinite(rng).all() or rng[2] < 2 or rng[2] != int(rng[2]):
+        raise ValueError(f"{field} must be (start, end, n), got {rng.tolist()}")
+    if rng[0] <= 0 or rng[1] <= 0:
+        raise ValueError(f"{field} holds a bond length <= 0 Å: {rng.tolist()}")
+    if rng[0] >= rng[1]:
+        raise ValueError(f"{field} must run from a shorter to a longer bond (start < end, Å), got {rng.tolist()}")
+
+
+class _Rejected(Exception):
+    """The scan folder cannot be used; ``path`` is the file to blame."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        super().__init__(reason)
+        self.path, self.reason = str(path), reason
+
+
+@dataclass
+class _Notes:
+    """The problems met reading one scan: all go to the set's problems; ``flag=True`` ones also flag the scan
+    (they touch which frames or reference values it is scored on) and are kept in its ``meta["data_problems"]``."""
+
+    problems: list[LoadProblem]
+    flags: list[str] = field(default_factory=list)
+
+    def add(self, path: str | Path, message: str, flag: bool = True) -> None:
+        problem = LoadProblem(str(path), message)
+        self.problems.append(problem)
+        if flag:
+            self.flags.append(str(problem))
+
+
+def _frame_files(scan_dir: Path, notes: _Notes) -> dict[int, Path]:
+    """Frame index -> file of the ``atoms_<i>.xyz`` entries; two files for one index reject the scan."""
+    frame_files: dict[int, Path] = {}
+    try:
+        entries = sorted(os.scandir(scan_dir), key=lambda e: e.name)
+    except OSError as exc:
+        raise _Rejected(scan_dir, f"folder unreadable ({type(exc).__name__}: {exc.strerror or exc})") from None
+    for entry in entries:
+        match = _FRAME.match(entry.name)
+        if not match:
+            if entry.name not in _SCAN_FILES and not DOC_FILES.match(entry.name):
+                notes.add(entry.path, "stray entry in scan folder (ignored)", flag=False)
+            continue
+        index = int(match.group(1))
+        if index in frame_files:
+            raise _Rejected(scan_dir, f"{frame_files[index].name} and {entry.name} are both frame {index}")
+        frame_files[index] = Path(entry.path)
+    return frame_files
+
+
+def _frames_on_grid(frame_files: dict[int, Path], n_grid: int, scan_dir: Path, notes: _Notes) -> None:
+    """Drop (and report) frame files beyond the grid; report grid points without a file."""
+    for i in sorted(i for i in frame_files if i >= n_grid):
+        notes.add(frame_files.pop(i), f"frame index beyond perturb_range n={n_grid} (ignored)")
+    missing = sorted(set(range(n_grid)) - set(frame_files))
+    if missing:
+        notes.add(scan_dir, f"missing frame files for indices {_ranges(missing)}")
+
+
+def _read_frame(path: Path) -> XYZFrame:
+    """One frame file; an unreadable one rejects the scan."""
+    try:
+        return read_xyz_frame(str(path))
+    except UnreadableFileError as exc:
+        raise _Rejected(exc.path, f"unreadable: {exc.reason}") from None
+
+
+def _bad_coordinates(frame: XYZFrame) -> str | None:
+    """Why the frame's positions are unusable (non-finite values), or None."""
+    bad = np.flatnonzero(~np.isfinite(frame.positions).all(axis=1))
+    if not len(bad):
+        return None
+    return f"non-finite coordinates (NaN/inf) for atoms {_ranges(bad.tolist())} (0-based): a data problem"
 
 
 def read_scan_dir(scan_dir: Path, problems: list[LoadProblem]) -> Scan | None:
     """Read one published scan folder; return None (with a problem recorded) if it is unusable.
 
-    Frames that cannot be read, or whose atoms differ from the scan's, are left out with a
-    problem naming the file; a scan with fewer than three valid frames is rejected.
+    Frames that cannot be parsed, have non-finite coordinates, or whose atoms differ from the
+    scan's are left out with a problem naming the file. The scan is rejected (a problem naming
+    the file and the reason) when its ``partition.npz`` is missing or invalid, when any of its
+    files is not a readable regular file (directory, FIFO, dangling symlink, symlink loop, no
+    permission), when two files claim one frame (``atoms_01.xyz`` and ``atoms_1.xyz``), or when
+    fewer than three frames have a reference energy. Problems that touch the scored frames
+    (missing, skipped, out-of-grid frames; missing or non-finite reference values) are also
+    listed in the scan's ``meta["data_problems"]``, which flags it.
     """
     scan_id = f"{scan_dir.parent.name}/{scan_dir.name}"
+    notes = _Notes(problems)
     try:
         part = _read_partition(scan_dir / "partition.npz")
     except ValueError as exc:
         problems.append(LoadProblem(str(scan_dir / "partition.npz"), f"scan {scan_id} skipped: {exc}"))
         return None
+    try:
+        return _read_scan(scan_dir, scan_id, part, notes)
+    except _Rejected as exc:
+        problems.append(LoadProblem(exc.path, f"scan {scan_id} skipped: {exc.reason}"))
+        return None
+
+
+def _read_unperturbed(scan_dir: Path, notes: _Notes) -> XYZFrame | None:
+    path = scan_dir / "unperturbed.xyz"
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        return _read_frame(path)
+    except XYZFormatError as exc:
+        notes.add(path, str(exc), flag=False)
+        return None
+
+
+def _read_scan(scan_dir: Path, scan_id: str, part: dict, notes: _Notes) -> Scan | None:
     start, end, n = part["perturb_range"].astype(float)
     grid = np.linspace(start, end, int(n))
-    frame_files: dict[int, Path] = {}
-    for entry in os.scandir(scan_dir):
-        match = _FRAME.match(entry.name)
-        if match:
-            frame_files[int(match.group(1))] = Path(entry.path)
-        elif entry.name not in _SCAN_FILES and not DOC_FILES.match(entry.name):
-            problems.append(LoadProblem(entry.path, "stray entry in scan folder (ignored)"))
-    out_of_grid = sorted(i for i in frame_files if i >= len(grid))
-    for i in out_of_grid:
-        problems.append(LoadProblem(str(frame_files.pop(i)),
-                                    f"frame index beyond perturb_range n={len(grid)} (ignored)"))
-    missing = sorted(set(range(len(grid))) - set(frame_files))
-    if missing:
-        problems.append(LoadProblem(str(scan_dir), f"missing frame files for indices {_ranges(missing)}"))
+    frame_files = _frame_files(scan_dir, notes)
+    _frames_on_grid(frame_files, len(grid), scan_dir, notes)
+    start_frame = _read_unperturbed(scan_dir, notes)
+    reference_atoms = start_frame.numbers if start_frame is not None else None
 
-    unperturbed = None
-    reference_atoms = None
-    if (scan_dir / "unperturbed.xyz").exists():
-        try:
-            frame = read_xyz_frame(str(scan_dir / "unperturbed.xyz"))
-            unperturbed, reference_atoms = frame.positions, frame.numbers
-        except XYZFormatError as exc:
-            problems.append(LoadProblem(str(scan_dir / "unperturbed.xyz"), str(exc)))
-
-    kept, positions, energies, forces, info0 = [], [], [], [], None
+    kept, positions, energies, forces, info0, nonfinite = [], [], [], [], None, []
     for i in sorted(frame_files):
         path = frame_files[i]
         try:
-            frame = read_xyz_frame(str(path))
+            frame = _read_frame(path)
         except XYZFormatError as exc:
-            problems.append(LoadProblem(str(path), f"frame skipped: {exc}"))
+            notes.add(path, f"frame skipped: {exc}")
             continue
         if reference_atoms is None:
             reference_atoms = frame.numbers
         if len(frame.numbers) != len(reference_atoms) or not np.array_equal(frame.numbers, reference_atoms):
-            problems.append(LoadProblem(str(path), f"frame skipped: atoms ({_formula(frame.numbers)}) differ "
-                                                   f"from the scan's ({_formula(reference_atoms)})"))
+            notes.add(path, f"frame skipped: atoms ({_formula(frame.numbers)}) differ "
+                            f"from the scan's ({_formula(reference_atoms)})")
+            continue
+        if (bad := _bad_coordinates(frame)) is not None:
+            notes.add(path, f"frame {i} skipped: {bad}")
             continue
         if frame.forces is None:
-            problems.append(LoadProblem(str(path), "frame has no forces column; reference forces set to NaN"))
+            notes.add(path, "frame has no forces column; reference forces set to NaN")
         energy = frame.info.get("energy", np.nan)
         if "energy" not in frame.info:
-            problems.append(LoadProblem(str(path), "frame has no energy= key: kept for its geometry, left out of "
-                                                   "the metrics (no reference energy)"))
+            notes.add(path, "frame has no energy= key: kept for its geometry, left out of "
+                            "the metrics (no reference energy)")
+        elif not np.isfinite(energy):
+            nonfinite.append(i)
         kept.append(i)
         positions.append(frame.positions)
         energies.append(float(energy))
         forces.append(frame.forces if frame.forces is not None else np.full_like(frame.positions, np.nan))
         info0 = info0 or frame.info
+    if nonfinite:
+        names = ", ".join(frame_files[i].name for i in nonfinite)
+        notes.add(scan_dir, f"scan {scan_id}: non-finite reference energy in frames {_ranges(nonfinite)} ({names}): "
+                            "left out of the metrics")
     valid = int(np.isfinite(energies).sum()) if energies else 0
     if valid < MIN_VALID_FRAMES:
-        problems.append(LoadProblem(str(scan_dir), f"scan {scan_id} skipped: only {valid} frames with a reference "
-                                                   f"energy (need at least {MIN_VALID_FRAMES})"))
+        notes.add(scan_dir, f"scan {scan_id} skipped: only {valid} frames with a reference "
+                            f"energy (need at least {MIN_VALID_FRAMES})", flag=False)
         return None
     labels = part.get("labels")
     if labels is not None and len(labels) != len(reference_atoms):
-        problems.append(LoadProblem(str(scan_dir / "partition.npz"),
-                                    f"'labels' has {len(labels)} entries for {len(reference_atoms)} atoms (ignored)"))
+        notes.add(scan_dir / "partition.npz",
+                  f"'labels' has {len(labels)} entries for {len(reference_atoms)} atoms (ignored)", flag=False)
         labels = None
     meta = {
         "bond": str(part["bond"]) if "bond" in part else scan_dir.parent.name,
@@ -152,6 +264,8 @@ def read_scan_dir(scan_dir: Path, problems: list[LoadProblem]) -> Scan | None:
         "frame_index": np.asarray(kept, dtype=np.int64),
         "source": str(scan_dir),
     }
+    if notes.flags:
+        meta[DATA_PROBLEMS] = list(notes.flags)
     if labels is not None:
         meta["labels"] = np.asarray(labels, dtype=np.int64)
     for key in ("unit_vec", "rotation"):
@@ -160,8 +274,8 @@ def read_scan_dir(scan_dir: Path, problems: list[LoadProblem]) -> Scan | None:
     for key in ("smiles", "dataset"):
         if info0 and key in info0:
             meta[key] = str(info0[key])
-    if unperturbed is not None:
-        meta["unperturbed"] = unperturbed
+    if start_frame is not None:
+        meta["unperturbed"] = start_frame.positions
     cell, pbc = _cell_of(info0 or {}, scan_dir)
     return Scan(id=scan_id, kind="bond", numbers=reference_atoms, positions=np.stack(positions),
                 coordinate=grid[kept], ref_energy=np.asarray(energies), ref_forces=np.stack(forces), meta=meta,

@@ -9,6 +9,9 @@ from typing import Any
 import numpy as np
 
 SCAN_KINDS = ("bond", "angle", "torsion")
+#: ``Scan.meta`` key listing the data problems that touch a scan's scored frames (missing or skipped
+#: frames, missing or non-finite reference values); a scan with any is flagged in the results.
+DATA_PROBLEMS = "data_problems"
 
 
 @dataclass
@@ -37,7 +40,8 @@ class Scan:
         Periodic boundary conditions.
     meta : dict
         Free-form metadata: ``bond`` ("C-C"), ``bond_index`` (2 ints, 0-based), ``labels``
-        (fragment 0/1 of each atom), ``unit_vec``, ``rotation``, ``smiles``, ``source`` ...
+        (fragment 0/1 of each atom), ``unit_vec``, ``rotation``, ``smiles``, ``source``,
+        ``data_problems`` (see :data:`DATA_PROBLEMS`) ...
     """
 
     id: str
@@ -90,6 +94,11 @@ class Scan:
         if self.meta.get("bond"):
             return str(self.meta["bond"])
         return self.id.split("/")[0] if "/" in self.id else self.kind
+
+    @property
+    def data_problems(self) -> list[str]:
+        """Data problems touching this scan's scored frames (``meta["data_problems"]``); any flags the scan."""
+        return list(self.meta.get(DATA_PROBLEMS, []))
 
     @property
     def valid(self) -> np.ndarray:

@@ -8,12 +8,20 @@ atom table directly with NumPy. It follows ASE's conventions: ``Properties=name:
 
 from __future__ import annotations
 
+import io
+import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
 from ase.data import atomic_numbers
 
+from pesprobe.data.files import open_regular
+
+#: Longest line accepted in a frame file (characters): far beyond any real comment or atom line.
+MAX_LINE_CHARS = 1 << 16
+#: Fewest bytes an atom line can take ("H 0 0 0"), to bound the declared atom count by the file size.
+MIN_ATOM_LINE_BYTES = 7
 _KEY_VALUE = re.compile(r'([A-Za-z_][\w\-]*)\s*=\s*("(?:[^"\\]|\\.)*"|\S+)')
 
 
@@ -75,14 +83,7 @@ def parse_xyz_text(text: str, path: str = "<string>") -> XYZFrame:
         column, an unknown element or an unparsable number.
     """
     lines = text.splitlines()
-    if not lines or not lines[0].strip():
-        raise XYZFormatError(f"{path}: empty file")
-    try:
-        n_atoms = int(lines[0].split()[0])
-    except ValueError:
-        raise XYZFormatError(f"{path}: first line must be the atom count, got {lines[0][:40]!r}") from None
-    if n_atoms <= 0:
-        raise XYZFormatError(f"{path}: atom count must be positive, got {n_atoms}")
+    n_atoms = _atom_count(lines[0] if lines else "", path)
     if len(lines) < n_atoms + 2:
         raise XYZFormatError(f"{path}: truncated: {n_atoms} atoms declared, "
                              f"{max(len(lines) - 2, 0)} atom lines found")
@@ -117,7 +118,52 @@ def parse_xyz_text(text: str, path: str = "<string>") -> XYZFrame:
     return XYZFrame(numbers, positions, forces, info)
 
 
+def _atom_count(line: str, path: str) -> int:
+    """The atom count on the first line of a frame."""
+    if not line.strip():
+        raise XYZFormatError(f"{path}: empty file")
+    try:
+        n_atoms = int(line.split()[0])
+    except ValueError:
+        raise XYZFormatError(f"{path}: first line must be the atom count, got {line[:40]!r}") from None
+    if n_atoms <= 0:
+        raise XYZFormatError(f"{path}: atom count must be positive, got {n_atoms}")
+    return n_atoms
+
+
+def _read_lines(fh: io.TextIOBase, count: int, path: str) -> list[str]:
+    """Up to ``count`` lines of ``fh`` (fewer at the end of the file), none longer than :data:`MAX_LINE_CHARS`."""
+    lines = []
+    for _ in range(count):
+        line = fh.readline(MAX_LINE_CHARS)
+        if not line:
+            break
+        if len(line) == MAX_LINE_CHARS and not line.endswith("\n"):
+            raise XYZFormatError(f"{path}: line {len(lines) + 1} is longer than {MAX_LINE_CHARS} characters: "
+                                 "not an extended XYZ frame")
+        lines.append(line)
+    return lines
+
+
 def read_xyz_frame(path: str) -> XYZFrame:
-    """Read one extended XYZ file (see :func:`parse_xyz_text`)."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        return parse_xyz_text(fh.read(), path)
+    """Read the first frame of an extended XYZ file (see :func:`parse_xyz_text`).
+
+    Only the atom-count line, the comment line and the declared atom lines are read, each at most
+    :data:`MAX_LINE_CHARS` long, and the atom count is checked against the file size first: a large
+    junk file costs one short read, not a read of the whole file.
+
+    Raises
+    ------
+    UnreadableFileError
+        If ``path`` is not a regular file or cannot be read (see :func:`pesprobe.data.files.open_regular`).
+    XYZFormatError
+        If the frame is malformed.
+    """
+    with open_regular(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as fh:
+        size = os.fstat(raw.fileno()).st_size
+        head = _read_lines(fh, 1, path)
+        n_atoms = _atom_count(head[0] if head else "", path)
+        if n_atoms * MIN_ATOM_LINE_BYTES > size:
+            raise XYZFormatError(f"{path}: truncated: {n_atoms} atoms declared in a file of {size} bytes")
+        lines = head + _read_lines(fh, n_atoms + 1, path)
+    return parse_xyz_text("".join(lines), path)

@@ -155,4 +155,4 @@ def scan_metrics(scan: Scan, pred: Predictions) -> ScanMetrics:
                                   sc.integrated[ok], eq_ok))
     else:  # the model failed at the equilibrium frame: nothing to align to
         values.update({name: float("nan") for name in DIAGNOSTICS})
-    return ScanMetrics(values=values, flagged=pred.n_failed > 0, **base)
+    return ScanMetrics(values=values, flagged=pred.n_failed > 0 or bool(scan.data_problems), **base)
