@@ -33,13 +33,26 @@ class PredictionCache:
         self.folder = Path(root) / digest
         self.identity = identity
 
-    def _path(self, scan: Scan) -> Path:
-        return self.folder / f"{scan.content_hash()[:32]}.npz"
+    def _path(self, scan: Scan, refined: np.ndarray | None = None) -> Path:
+        if refined is None:
+            return self.folder / f"{scan.content_hash()[:32]}.npz"
+        digest = hashlib.sha256(np.ascontiguousarray(refined, dtype=np.float64).tobytes()).hexdigest()[:16]
+        return self.folder / f"{scan.content_hash()[:32]}.refined-{digest}.npz"
+
+    def get_refined(self, scan: Scan, positions: np.ndarray) -> Predictions | None:
+        """Cached predictions on the detector's refined frames ``positions`` (m, n_atoms, 3) of ``scan``."""
+        return self._read(self._path(scan, positions), positions.shape)
+
+    def put_refined(self, scan: Scan, positions: np.ndarray, pred: Predictions) -> None:
+        """Store the predictions on the refined frames ``positions`` of ``scan`` atomically."""
+        self._write(self._path(scan, positions), pred)
 
     def get(self, scan: Scan) -> Predictions | None:
         """Cached predictions for ``scan``, or None (also for an unreadable or mismatched file, and for
         a scan on which every frame failed: that is usually a setup error, fixed by the next run)."""
-        path = self._path(scan)
+        return self._read(self._path(scan), scan.ref_forces.shape)
+
+    def _read(self, path: Path, shape: tuple[int, ...]) -> Predictions | None:
         if not path.exists():
             return None
         try:
@@ -51,14 +64,17 @@ class PredictionCache:
                                    errors=errors, seconds=float(data["seconds"]))
         except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
             return None
-        if pred.forces.shape != scan.ref_forces.shape or pred.failed.all():
+        if pred.forces.shape != tuple(shape) or pred.failed.all():
             return None
         return pred
 
     def put(self, scan: Scan, pred: Predictions) -> None:
         """Store ``pred`` for ``scan`` atomically."""
+        self._write(self._path(scan), pred)
+
+    def _write(self, path: Path, pred: Predictions) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(self._path(scan), {
+        atomic_write(path, {
             "identity": np.array(self.identity), "energy": pred.energy, "forces": pred.forces,
             "failed": pred.failed, "errors": np.array(json.dumps({str(k): v for k, v in pred.errors.items()})),
             "seconds": np.array(pred.seconds)})

@@ -12,11 +12,16 @@ from typing import Any
 
 from pesprobe.data.atomic import atomic_write, atomic_write_json, json_safe
 from pesprobe.data.scan import LoadProblem, Scan
-from pesprobe.metrics import DIAGNOSTICS, PUBLISHED, ScanMetrics, summarize
+from pesprobe.metrics import ALL_METRICS, ScanMetrics, summarize
 from pesprobe.potentials.base import Predictions
 
-BOOKKEEPING = ("group", "equilibrium_index", "n_frames", "n_failed", "flagged", "seconds")
+BOOKKEEPING = ("group", "labelled", "equilibrium_index", "n_frames", "n_failed", "n_refined", "flagged", "seconds")
 
+
+
+def _discontinuity_text(d: dict) -> str:
+    """One discontinuity as CSV cell text, e.g. ``energy@1.3021:0.0100`` (``?`` marks unconfirmed)."""
+    return f"{d['quantity']}@{d['coordinate']:.4f}:{d['jump']:.4g}" + ("" if d["confirmed"] else "?")
 
 
 @dataclass
@@ -92,12 +97,13 @@ class BSCTResult:
 
     def to_csv(self) -> str:
         """Per-scan metrics as CSV text (one row per scan; empty cell for NaN)."""
-        columns = ["id", *BOOKKEEPING, *PUBLISHED, *DIAGNOSTICS]
+        columns = ["id", *BOOKKEEPING, *ALL_METRICS, "discontinuities"]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for m in self.metrics:
             row = json_safe({"id": m.id, **m.as_dict()})
+            row["discontinuities"] = "; ".join(_discontinuity_text(d) for d in m.discontinuities)
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
         return buf.getvalue()
 
@@ -130,11 +136,13 @@ class BSCTResult:
                 errors.setdefault(item["scan"], {})[item.get("frame", -1)] = item["error"]
         metrics = []
         for scan_id, row in systems.items():
-            values = {k: (math.nan if row.get(k) is None else row[k]) for k in (*PUBLISHED, *DIAGNOSTICS)}
+            values = {k: (math.nan if row.get(k) is None else row[k]) for k in ALL_METRICS}
             metrics.append(ScanMetrics(id=scan_id, group=row["group"], values=values,
                                        equilibrium_index=row["equilibrium_index"], n_frames=row["n_frames"],
                                        n_failed=row["n_failed"], flagged=row["flagged"],
-                                       errors=errors.get(scan_id, {}), seconds=row["seconds"]))
+                                       errors=errors.get(scan_id, {}), seconds=row["seconds"],
+                                       discontinuities=list(row.get("discontinuities", [])),
+                                       labelled=bool(row.get("labelled", True)), n_refined=int(row.get("n_refined", 0))))
         shard = tuple(data["shard"]) if data.get("shard") else None
         return cls(metrics=metrics, problems=problems, potential=data.get("potential", ""),
                    identity=data.get("identity", ""), source=data.get("source", ""), order=data.get("order", []),

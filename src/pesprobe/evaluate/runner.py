@@ -21,8 +21,10 @@ from pesprobe.data import ScanSet, load_scans
 from pesprobe.data.embedded import embedded_scans_path
 from pesprobe.data.scan import Scan
 from pesprobe.evaluate.cache import PredictionCache
+from pesprobe.evaluate.calls import safe_predict
+from pesprobe.evaluate.refine import empty_predictions, refine
 from pesprobe.evaluate.result import BSCTResult
-from pesprobe.metrics import scan_metrics
+from pesprobe.metrics import refinement_plan, scan_metrics
 from pesprobe.potentials.base import Potential, Predictions
 from pesprobe.potentials.registry import as_potential, resolve
 from pesprobe.potentials.threads import limit_threads
@@ -31,47 +33,42 @@ from pesprobe.potentials.threads import limit_threads
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(potential: Potential | None, spec: str | None, scans: list[Scan] | None) -> None:
+def _init_worker(potential: Potential | None, spec: str | None, scans: list[Scan] | None,
+                 cached: dict[int, Predictions], detect: bool) -> None:
     limit_threads(1)
     if potential is None and spec is not None:
         potential = resolve(spec)
-    _WORKER["potential"] = potential
+    _WORKER.update(potential=potential, cached=cached, detect=detect)
     if scans is not None:
         _WORKER["scans"] = scans
 
 
-def _predict(potential: Potential, scan: Scan) -> Predictions:
-    """The potential on every frame of ``scan``; if the call raises or returns the wrong shapes,
-    every frame of this scan fails with the reason (the run goes on)."""
-    n_frames, n_atoms = scan.positions.shape[:2]
-    try:
-        pred = potential.predict(scan.numbers, scan.positions, scan.cell, scan.pbc)
-        if pred.energy.shape != (n_frames,) or pred.forces.shape != (n_frames, n_atoms, 3):
-            raise ValueError(f"returned energy {pred.energy.shape} and forces {pred.forces.shape}, expected "
-                             f"({n_frames},) and ({n_frames}, {n_atoms}, 3)")
-        return pred
-    except Exception as exc:  # noqa: BLE001 - one bad scan must not end the run
-        text = f"{type(exc).__name__}: {exc}".strip()
-        return Predictions(energy=np.full(n_frames, np.nan), forces=np.full((n_frames, n_atoms, 3), np.nan),
-                           failed=np.ones(n_frames, dtype=bool), errors={i: text for i in range(n_frames)})
+def _evaluate_scan(potential: Potential, scan: Scan, cached: Predictions | None,
+                   detect: bool) -> tuple[Predictions, Predictions | None]:
+    """The potential on every frame of ``scan`` (unless ``cached``), then on the detector's refined frames."""
+    pred = cached if cached is not None else safe_predict(potential, scan.numbers, scan.positions, scan.cell,
+                                                          scan.pbc)
+    return pred, refine(potential, scan, pred) if detect else None
 
 
-def _predict_in_worker(index: int) -> tuple[int, Predictions]:
-    return index, _predict(_WORKER["potential"], _WORKER["scans"][index])
+def _predict_in_worker(index: int) -> tuple[int, Predictions, Predictions | None]:
+    return (index, *_evaluate_scan(_WORKER["potential"], _WORKER["scans"][index], _WORKER["cached"].get(index),
+                                   _WORKER["detect"]))
 
 
-def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo: list[int],
-                 jobs: int) -> Iterator[tuple[int, Predictions]]:
+def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo: list[int], jobs: int,
+                 cached: dict[int, Predictions],
+                 detect: bool) -> Iterator[tuple[int, Predictions, Predictions | None]]:
     if jobs <= 1 or len(todo) <= 1:
         for i in todo:
-            yield i, _predict(potential, scans[i])
+            yield (i, *_evaluate_scan(potential, scans[i], cached.get(i), detect))
         return
     if "fork" in mp.get_all_start_methods():
         # fork: the potential and the scans are inherited, nothing is pickled
-        _WORKER.update(potential=potential, scans=scans)
-        ctx, initargs = mp.get_context("fork"), (potential, None, None)
+        _WORKER.update(potential=potential, scans=scans, cached=cached, detect=detect)
+        ctx, initargs = mp.get_context("fork"), (potential, None, None, cached, detect)
     else:
-        ctx, initargs = mp.get_context("spawn"), (None if spec else potential, spec, scans)
+        ctx, initargs = mp.get_context("spawn"), (None if spec else potential, spec, scans, cached, detect)
     try:
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
                                  initargs=initargs) as pool:
@@ -82,7 +79,7 @@ def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo
 
 def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = None, jobs: int = 1,
              shard: tuple[int, int] | None = None, plots: bool = False, progress: bool = True,
-             resume: bool = True, name: str | None = None) -> BSCTResult:
+             resume: bool = True, name: str | None = None, detect: bool = True) -> BSCTResult:
     """Run BSCT: evaluate ``calc`` on every scan of ``data`` and score it.
 
     Parameters
@@ -109,6 +106,10 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
         Reuse cached predictions in ``out/cache`` for this potential.
     name : str, optional
         Display name of the potential.
+    detect : bool
+        Run the discontinuity detector's extra model calls (refined frames around candidates; at
+        most :data:`~pesprobe.metrics.discontinuity.MAX_CANDIDATES` × REFINE_POINTS frames per scan).
+        Without them every candidate is reported unconfirmed.
 
     Returns
     -------
@@ -123,22 +124,32 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
     scans = list(scanset)
     cache = PredictionCache(Path(out) / "cache", potential.identity()) if out is not None else None
     results: dict[int, Predictions] = {}
+    refined: dict[int, Predictions | None] = {}
+    cached: dict[int, Predictions] = {}
     if cache is not None and resume:
         for i, scan in enumerate(scans):
-            cached = cache.get(scan)
-            if cached is not None:
-                results[i] = cached
+            pred = cache.get(scan)
+            if pred is None:
+                continue
+            cached[i] = pred
+            plan = refinement_plan(scan, pred) if detect else None
+            if plan is None or plan.n_frames == 0:
+                results[i], refined[i] = pred, (None if plan is None else empty_predictions(scan.n_atoms))
+            elif (extra := cache.get_refined(scan, plan.positions)) is not None:
+                results[i], refined[i] = pred, extra
     todo = [i for i in range(len(scans)) if i not in results]
     start = time.perf_counter()
     bar = tqdm(total=len(scans), initial=len(results), desc=f"BSCT {name or potential.name}", unit="scan",
                disable=not progress)
     with bar:
-        for i, pred in _predictions(potential, spec, scans, todo, jobs):
-            results[i] = pred
+        for i, pred, extra in _predictions(potential, spec, scans, todo, jobs, cached, detect):
+            results[i], refined[i] = pred, extra
             if cache is not None:
                 cache.put(scans[i], pred)
+                if extra is not None and len(extra.failed):
+                    cache.put_refined(scans[i], refinement_plan(scans[i], pred).positions, extra)
             bar.update(1)
-    metrics = [scan_metrics(scan, results[i]) for i, scan in enumerate(scans)]
+    metrics = [scan_metrics(scan, results[i], refined[i]) for i, scan in enumerate(scans)]
     result = BSCTResult(metrics=metrics, problems=list(scanset.problems), potential=name or potential.name,
                         identity=potential.identity(), source=scanset.source, order=order, shard=shard,
                         wall_seconds=time.perf_counter() - start,

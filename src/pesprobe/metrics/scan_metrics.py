@@ -8,7 +8,8 @@ import numpy as np
 
 from pesprobe.data.scan import Scan
 from pesprobe.metrics.diagnostics import diagnostics
-from pesprobe.metrics.fsd import Curves, deviation_curves, integrated_potential, published_metrics
+from pesprobe.metrics.discontinuity import RefinementPlan, judge, plan_refinement, roughness
+from pesprobe.metrics.fsd import RANGES, Curves, deviation_curves, integrated_potential, published_metrics, smoothness
 from pesprobe.potentials.base import Predictions
 
 #: The nine published metric names, spelled as the reference tool's results.json spells them.
@@ -16,6 +17,16 @@ PUBLISHED = tuple(f"{r}_{m}" for r in ("full", "compress", "stretch")
                   for m in ("smoothness", "energy_mae", "forces_mae"))
 DIAGNOSTICS = ("aligned_energy_mae", "spurious_minima", "energy_jump_ratio", "force_jump_ratio",
                "energy_force_consistency")
+#: FSD of a zero-force model on the same frames (1/Å or 1/rad): a property of the reference alone.
+NULL_CEILING = tuple(f"null_{r}_smoothness" for r in RANGES)
+#: 1 − FSD / FSD_null per range: 1 as smooth as the reference, 0 no better than zero forces, < 0 worse.
+SKILL = tuple(f"{r}_smoothness_skill" for r in RANGES)
+#: Reference-free figures (:mod:`pesprobe.metrics.discontinuity`).
+DETECTOR = ("roughness", "n_discontinuities", "n_unconfirmed")
+#: Everything beyond the published nine, in output order.
+VERDICT = NULL_CEILING + SKILL + DETECTOR
+#: Every numeric per-scan metric.
+ALL_METRICS = PUBLISHED + DIAGNOSTICS + VERDICT
 #: A scan needs at least this many usable frames to be scored.
 MIN_FRAMES = 3
 
@@ -41,7 +52,15 @@ class ScanMetrics:
         Error text of each failed frame, by source frame index (as ``equilibrium_index``); key −1
         for a scan-level problem.
     seconds : float
-        Model wall time for the scan, s.
+        Model wall time for the scan (refined frames included), s.
+    discontinuities : list of dict
+        Confirmed discontinuities and unconfirmed candidates
+        (:class:`~pesprobe.metrics.discontinuity.Discontinuity` as dicts: ``coordinate`` Å or rad,
+        ``quantity``, ``jump`` eV or eV/Å, ``confirmed``, ``step``, ``note``).
+    labelled : bool
+        False for a scan without reference labels: only the reference-free figures are computed.
+    n_refined : int
+        Extra frames the detector evaluated.
     """
 
     id: str
@@ -53,12 +72,16 @@ class ScanMetrics:
     flagged: bool
     errors: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
+    discontinuities: list[dict] = field(default_factory=list)
+    labelled: bool = True
+    n_refined: int = 0
 
     def as_dict(self) -> dict:
-        """Flat dict: metrics plus bookkeeping (errors as a list of ``{frame, error}``)."""
+        """Flat dict: metrics plus bookkeeping (the discontinuity list included)."""
         out = dict(self.values)
         out.update(equilibrium_index=self.equilibrium_index, n_frames=self.n_frames, n_failed=self.n_failed,
-                   flagged=self.flagged, seconds=self.seconds, group=self.group)
+                   flagged=self.flagged, seconds=self.seconds, group=self.group, labelled=self.labelled,
+                   n_refined=self.n_refined, discontinuities=list(self.discontinuities))
         return out
 
     def to_json(self) -> dict:
@@ -123,12 +146,56 @@ def _curves(scan: Scan, pred: Predictions) -> tuple[Curves, ScanCurves]:
                               ref_dev=curves.ref_dev, log_ratio=curves.log_ratio)
 
 
-def scan_metrics(scan: Scan, pred: Predictions) -> ScanMetrics:
-    """All metrics of one scan: the nine published numbers and the diagnostics.
+def refinement_plan(scan: Scan, pred: Predictions) -> RefinementPlan:
+    """The detector's candidates on ``scan`` and the extra frames that would confirm them."""
+    return plan_refinement(scan.positions, scan.coordinate, pred.energy, pred.forces, ~pred.failed)
+
+
+def null_ceiling(scan: Scan, pred: Predictions) -> dict[str, float]:
+    """:data:`NULL_CEILING`: the FSD a zero-force model gets on the frames used for ``pred``."""
+    curves = deviation_curves(scan.coordinate, scan.ref_energy, scan.ref_forces, np.zeros_like(scan.ref_forces),
+                              usable=~pred.failed)
+    return {f"null_{r}_smoothness": smoothness(curves.log_ratio[curves.range_slice(r)],
+                                               curves.coordinate[curves.range_slice(r)]) for r in RANGES}
+
+
+def skill(values: dict[str, float]) -> dict[str, float]:
+    """:data:`SKILL` from the published FSD and the null ceiling (NaN where the ceiling is 0 or NaN)."""
+    out = {}
+    for r in RANGES:
+        fsd, null = values[f"{r}_smoothness"], values[f"null_{r}_smoothness"]
+        out[f"{r}_smoothness_skill"] = float(1.0 - fsd / null) if np.isfinite(null) and null > 0 else float("nan")
+    return out
+
+
+def detector_figures(scan: Scan, pred: Predictions, refined: Predictions | None) -> tuple[dict[str, float], list[dict]]:
+    """:data:`DETECTOR` values and the discontinuity list of one scan (reference-free).
+
+    ``refined`` is the model on :func:`refinement_plan`'s frames (None: not evaluated, every
+    candidate is then reported unconfirmed).
+    """
+    plan = refinement_plan(scan, pred)
+    if refined is not None and refined.forces.shape != plan.positions.shape:
+        refined = None  # stale refinement (another plan): not used
+    found = judge(plan, scan.coordinate, pred.energy, pred.forces, scan.positions,
+                  None if refined is None else refined.energy, None if refined is None else refined.forces,
+                  None if refined is None else refined.failed)
+    ok = ~pred.failed
+    values = {"roughness": roughness(pred.forces[ok]),
+              "n_discontinuities": float(sum(d.confirmed for d in found)),
+              "n_unconfirmed": float(sum(not d.confirmed for d in found))}
+    return values, [d.to_json() for d in found]
+
+
+def scan_metrics(scan: Scan, pred: Predictions, refined: Predictions | None = None) -> ScanMetrics:
+    """All metrics of one scan: the nine published numbers, diagnostics, null ceiling, skill and
+    the reference-free detector figures.
 
     Frames with a NaN reference energy are dropped; frames on which the model failed are left
     out of every metric and the scan is flagged. A scan with fewer than :data:`MIN_FRAMES` usable
-    frames gets NaN metrics and is flagged.
+    frames gets NaN reference-based metrics and is flagged. A scan without any reference label
+    (``labelled`` False) gets only the reference-free figures. ``refined`` holds the model's
+    values on the detector's refined frames (see :func:`refinement_plan`).
     """
     usable = scan.valid & ~pred.failed
     group = scan.group
@@ -138,13 +205,19 @@ def scan_metrics(scan: Scan, pred: Predictions) -> ScanMetrics:
         source_index = np.arange(scan.n_frames)
     eq_index = int(source_index[valid_idx[np.argmin(scan.ref_energy[valid_idx])]]) if len(valid_idx) else -1
     errors = {int(source_index[i]): text for i, text in pred.errors.items()}
+    labelled = bool(len(valid_idx))
+    detector, found = (detector_figures(scan, pred, refined) if (~pred.failed).sum() >= MIN_FRAMES
+                       else ({name: float("nan") for name in DETECTOR}, []))
     base = dict(id=scan.id, group=group, equilibrium_index=eq_index, n_frames=scan.n_frames,
-                n_failed=pred.n_failed, errors=errors, seconds=pred.seconds)
-    if usable.sum() < MIN_FRAMES:
-        nan = {name: float("nan") for name in PUBLISHED + DIAGNOSTICS}
+                n_failed=pred.n_failed, seconds=pred.seconds + (refined.seconds if refined is not None else 0.0),
+                discontinuities=found, labelled=labelled, n_refined=0 if refined is None else len(refined.failed))
+    if not labelled or usable.sum() < MIN_FRAMES:
+        nan = {name: float("nan") for name in PUBLISHED + DIAGNOSTICS + NULL_CEILING + SKILL}
         errors = dict(errors)
-        errors.setdefault(-1, f"only {int(usable.sum())} usable frames (need {MIN_FRAMES})")
-        return ScanMetrics(values=nan, flagged=True, **{**base, "errors": errors})
+        if labelled:
+            errors.setdefault(-1, f"only {int(usable.sum())} usable frames (need {MIN_FRAMES})")
+        flagged = labelled or pred.n_failed > 0
+        return ScanMetrics(values={**nan, **detector}, flagged=flagged, errors=errors, **base)
     curves, sc = _curves(scan, pred)
     values = published_metrics(curves, scan.ref_energy, scan.ref_forces, pred.energy, pred.forces)
     ok = np.isfinite(sc.integrated)
@@ -155,4 +228,7 @@ def scan_metrics(scan: Scan, pred: Predictions) -> ScanMetrics:
                                   sc.integrated[ok], eq_ok))
     else:  # the model failed at the equilibrium frame: nothing to align to
         values.update({name: float("nan") for name in DIAGNOSTICS})
-    return ScanMetrics(values=values, flagged=pred.n_failed > 0 or bool(scan.data_problems), **base)
+    values.update(null_ceiling(scan, pred))
+    values.update(skill(values))
+    values.update(detector)
+    return ScanMetrics(values=values, flagged=pred.n_failed > 0 or bool(scan.data_problems), errors=errors, **base)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pesprobe.metrics.scan_metrics import DIAGNOSTICS, PUBLISHED, ScanMetrics
+from pesprobe.metrics.scan_metrics import ALL_METRICS, PUBLISHED, VERDICT, ScanMetrics
 
 #: Metrics ranked to pick the worst scans.
 WORST_BY = "full_smoothness"
@@ -21,7 +21,7 @@ def _stats(values: np.ndarray) -> dict[str, float | int | None]:
 
 
 def _block(items: Sequence[ScanMetrics], worst: int) -> dict:
-    names = PUBLISHED + DIAGNOSTICS
+    names = ALL_METRICS
     table = {name: np.array([m.values.get(name, np.nan) for m in items], dtype=float) for name in names}
     stats = {name: _stats(table[name]) for name in names}
     ranked = sorted((m for m in items if np.isfinite(m.values.get(WORST_BY, np.nan))),
@@ -29,7 +29,12 @@ def _block(items: Sequence[ScanMetrics], worst: int) -> dict:
     return {
         # the published summary: plain means of each metric over the scans
         **{name: stats[name]["mean"] for name in PUBLISHED},
+        # beside them: means of the null ceiling, skill and detector figures
+        **{name: stats[name]["mean"] for name in VERDICT},
         "n_scans": len(items),
+        "n_unlabelled_scans": int(sum(not m.labelled for m in items)),
+        "n_scans_with_discontinuities": int(sum(m.values.get("n_discontinuities", 0) > 0 for m in items)),
+        "n_refined_frames": int(sum(m.n_refined for m in items)),
         "n_flagged_scans": int(sum(m.flagged for m in items)),
         "n_unscored_scans": int(sum(not np.isfinite(m.values.get(WORST_BY, np.nan)) for m in items)),
         "n_failed_frames": int(sum(m.n_failed for m in items)),
@@ -46,7 +51,8 @@ def summarize(metrics: Sequence[ScanMetrics], worst: int = 5) -> dict:
     -------
     dict
         The overall block at top level — the nine published means (the numbers the paper
-        reports), counts of scans, flagged scans, unscored scans and failed frames, ``stats``
+        reports), the means of the null ceiling, skill and detector figures, counts of scans
+        (unlabelled ones, those with a confirmed discontinuity) and of the detector's extra frames, flagged scans, unscored scans and failed frames, ``stats``
         (mean, median, 90th percentile, max and count of every metric, NaNs excluded and counted)
         and ``worst`` (the ``worst`` scans by full FSD) — plus ``by_group``, the same block per
         bond type (or scan kind).
