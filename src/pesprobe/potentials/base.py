@@ -8,6 +8,29 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 
+class PotentialError(ValueError):
+    """A potential that cannot be built or called as pesprobe needs (a factory that raises or wants
+    arguments, results of the wrong shape or type). The message is one line naming the culprit;
+    the command line prints it as ``error: ...``."""
+
+
+def real_array(name: str, value: object) -> np.ndarray:
+    """``value`` as a float64 array, if it holds real numbers (bool, int or float dtype).
+
+    Raises
+    ------
+    PotentialError
+        If ``value`` is complex, text, an object array or not array-like; the message names ``name``.
+    """
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - any unconvertible object
+        raise PotentialError(f"{name} is not array-like ({type(exc).__name__}: {exc})") from None
+    if array.dtype.kind not in "biuf":
+        raise PotentialError(f"{name} must hold real numbers, got dtype {array.dtype} ({type(value).__name__})")
+    return array.astype(np.float64)
+
+
 @dataclass
 class Predictions:
     """Model results for the frames of one structure batch (typically one scan).
@@ -35,12 +58,27 @@ class Predictions:
     @classmethod
     def from_arrays(cls, energy: np.ndarray, forces: np.ndarray, seconds: float = 0.0) -> Predictions:
         """Wrap raw arrays, marking as failed the frames with non-finite forces, an infinite energy, or a
-        NaN energy where other frames have one (a model may give no energy at all: all NaN)."""
-        energy = np.asarray(energy, dtype=np.float64).reshape(-1)
-        forces = np.asarray(forces, dtype=np.float64)
+        NaN energy where other frames have one (a model may give no energy at all: all NaN).
+
+        Parameters
+        ----------
+        energy : array-like, shape (n_frames,) (or any shape of n_frames values)
+            Energies in eV (real numbers).
+        forces : array-like, shape (n_frames, n_atoms, 3)
+            Forces in eV/Å (real numbers).
+        seconds : float
+            Wall time, s.
+
+        Raises
+        ------
+        PotentialError
+            If either array is not real-valued or has the wrong shape.
+        """
+        energy = real_array("energy", energy).reshape(-1)
+        forces = real_array("forces", forces)
         if forces.ndim != 3 or forces.shape[0] != energy.shape[0] or forces.shape[2] != 3:
-            raise ValueError(f"forces must have shape (n_frames, n_atoms, 3) with n_frames={energy.shape[0]}, "
-                             f"got {forces.shape}")
+            raise PotentialError(f"forces must have shape (n_frames, n_atoms, 3) with n_frames={energy.shape[0]}, "
+                                 f"got {forces.shape}")
         bad_forces = ~np.isfinite(forces).all(axis=(1, 2))
         bad_energy = np.isinf(energy) | (np.isnan(energy) & np.isfinite(energy).any())
         bad = bad_forces | bad_energy
