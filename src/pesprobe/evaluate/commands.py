@@ -75,6 +75,6 @@ def merge(
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``bsct`` and ``merge`` to the CLI; ``pesprobe`` with no command runs ``bsct``."""
+    """Add ``bsct`` and ``merge`` to the CLI."""
     app.command("bsct")(bsct)
     app.command("merge")(merge)
