@@ -91,13 +91,13 @@ def _check_perturb_range(value: np.ndarray) -> None:
         rng = np.asarray(value, dtype=float).reshape(-1)
     except (TypeError, ValueError):
         rng = np.full(1, np.nan)
-    field = "partition.npz field 'perturb_range'"
+    name = "partition.npz field 'perturb_range'"
     if rng.shape != (3,) or not np.isfinite(rng).all() or rng[2] < 2 or rng[2] != int(rng[2]):
-        raise ValueError(f"{field} must be (start, end, n), got {rng.tolist()}")
+        raise ValueError(f"{name} must be (start, end, n), got {rng.tolist()}")
     if rng[0] <= 0 or rng[1] <= 0:
-        raise ValueError(f"{field} holds a bond length <= 0 Å: {rng.tolist()}")
+        raise ValueError(f"{name} holds a bond length <= 0 Å: {rng.tolist()}")
     if rng[0] >= rng[1]:
-        raise ValueError(f"{field} must run from a shorter to a longer bond (start < end, Å), got {rng.tolist()}")
+        raise ValueError(f"{name} must run from a shorter to a longer bond (start < end, Å), got {rng.tolist()}")
 
 
 class _Rejected(Exception):
