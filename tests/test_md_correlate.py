@@ -20,18 +20,19 @@ STEPS = (0.0, 0.01, 0.02, 0.04, 0.08)       # cutoff-discontinuity heights, eV
 BUMPS = (0.02, 0.04, 0.08)                  # smooth-bump heights, eV (control)
 
 
-def _bond_scan(n: int, seed: int) -> Scan:
-    """Stretch the shortest bond of a relaxed C_n cluster; reference = the smooth Morse potential."""
+def _bond_scan(n: int, seed: int, rank: int = 0) -> Scan:
+    """Stretch the shortest bond (``rank`` 1: the next shortest ...) of a relaxed C_n cluster; reference =
+    the smooth Morse potential."""
     atoms = Atoms(f"C{n}", positions=np.random.default_rng(seed).normal(size=(n, 3)))
     atoms.calc = SyntheticPairCalculator()
     FIRE(atoms, logfile=None).run(fmax=1e-5, steps=5000)
     pos, d = atoms.positions, atoms.get_all_distances()
-    i, j = np.unravel_index(np.argmin(d + 9 * np.eye(n)), d.shape)
+    i, j = np.unravel_index(np.argsort((d + 9 * np.eye(n) + np.tril(np.full((n, n), 99.0))).ravel())[rank], d.shape)
     unit = (pos[j] - pos[i]) / d[i, j]
     grid = np.arange(-0.25, 0.5001, 0.01)
     frames = np.stack([pos + np.outer(np.arange(n) == j, unit) * g for g in grid])
     ref = AseCalculatorPotential(lambda: SyntheticPairCalculator()).predict(atoms.numbers, frames)
-    return Scan(id=f"C-C/{n}{seed}", kind="bond", numbers=atoms.numbers, positions=frames, coordinate=d[i, j] + grid,
+    return Scan(id=f"C-C/{n}{seed}" + ("" if rank == 0 else f"b{rank}"), kind="bond", numbers=atoms.numbers, positions=frames, coordinate=d[i, j] + grid,
                 ref_energy=ref.energy, ref_forces=ref.forces, meta={"unperturbed": pos.copy(), "bond": "C-C"})
 
 
@@ -168,3 +169,24 @@ def test_cli_correlate_writes_its_tables(tmp_path):
         assert (out / name).is_file(), name
     bad = CliRunner().invoke(app, ["correlate", "lj", "no-such-potential", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "error" in bad.output
+
+
+def test_scans_of_one_molecule_share_one_md_run(scans):
+    """Two scans of the C5 cluster (different bonds, same start) are one molecule: one MD per seed,
+    and the pair's FSD is the mean over both scans."""
+    from pesprobe.md.systems import molecules_from_scans
+
+    first, twin = scans[0], _bond_scan(5, 1, rank=3)
+    data = ScanSet([first, twin, scans[1]])
+    molecules = molecules_from_scans(data)
+    assert [m.scans for m in molecules] == [("C-C/51", "C-C/51b3"), ("C-C/61",)]
+    cfg = MDConfig(length_ps=0.01, seeds=(0, 1, 2), save_every=0)
+    result = correlate({"s": lambda: SyntheticPairCalculator(step_eV=0.02)}, data, cfg, n_bootstrap=20,
+                       n_permutations=20, progress=False, plots=False)
+    assert [(r["molecule"], r["n_scans"]) for r in result.pairs] == [("C-C/51", 2), ("C-C/61", 1)]
+    from pesprobe.evaluate import evaluate
+
+    fsd = {k: v["full_smoothness"] for k, v in evaluate(lambda: SyntheticPairCalculator(step_eV=0.02), data,
+                                                          progress=False).systems.items()}
+    assert fsd["C-C/51"] != fsd["C-C/51b3"]
+    assert result.pairs[0]["full_smoothness"] == pytest.approx((fsd["C-C/51"] + fsd["C-C/51b3"]) / 2)

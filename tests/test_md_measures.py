@@ -100,3 +100,29 @@ def test_analysis_settings_do_not_change_the_trajectory_fingerprint():
     assert MDConfig(temperature_K=300.0).fingerprint(0) != base.fingerprint(0)
     with pytest.raises(ValueError, match="spike_settle_fs"):
         MDConfig(spike_settle_fs=-1.0)
+
+
+def test_a_run_failing_at_step_1_ranks_least_stable_in_every_measure():
+    """Two samples: no drift can be fitted; the run must not drop out of the drift correlation."""
+    cfg = MDConfig(length_ps=1.0)
+    short = _log(np.array([0.0, 0.5]), np.array([0.0, np.nan]), np.array([500.0, np.nan]), 5)
+    failed = stability_measures(short, 5, cfg, failed=True, failure_time_fs=0.5)
+    for name in ("abs_energy_drift_meV_atom_ps", "energy_excursion_meV_atom", "temperature_jump_K",
+                 "temperature_peak_ratio"):
+        assert failed[name] == math.inf, name
+    assert failed["early_failure"] == pytest.approx(1.0 - 0.5 / 1000.0)
+    # the same log of a surviving run stays unmeasured (NaN), and NVT has no energy measures at all
+    assert math.isnan(stability_measures(short, 5, cfg, failed=False, failure_time_fs=None)[
+        "abs_energy_drift_meV_atom_ps"])
+    nvt = stability_measures(short, 5, MDConfig(length_ps=1.0, ensemble="nvt"), failed=True, failure_time_fs=0.5)
+    assert math.isnan(nvt["abs_energy_drift_meV_atom_ps"]) and nvt["temperature_jump_K"] == math.inf
+    # five molecules, the step-1 failure among them: all five pair up, and it ranks worst
+    time_fs = np.arange(0.0, 1000.0, 0.5)
+    drifts = []
+    for slope in (1.0, 2.0, 3.0, 4.0):
+        log = _log(time_fs, slope * 1e-3 * 5 * time_fs / 1000.0, np.full(time_fs.shape, 300.0), 5)
+        drifts.append(stability_measures(log, 5, cfg, failed=False, failure_time_fs=None)[
+            "abs_energy_drift_meV_atom_ps"])
+    drifts.append(failed["abs_energy_drift_meV_atom_ps"])
+    rc = rank_correlation([1.0, 2.0, 3.0, 4.0, 5.0], drifts)
+    assert rc.n == 5 and rc.value == pytest.approx(1.0)

@@ -191,9 +191,9 @@ def test_interrupted_batched_study_goes_on_from_its_state_file(xyz, tmp_path, mo
     out = tmp_path / "md"
     with pytest.raises(KeyboardInterrupt):
         run_stability(_CountingModel(stop=21), xyz, cfg, out=out, progress=False, plots=False)
-    assert len(list((out / "runs").glob("_batch_*.pt"))) == 1
+    assert len(list((out / "runs").glob("_batch_*.state"))) == 1
     model = _CountingModel()
     resumed = run_stability(model, xyz, cfg, out=out, progress=False, plots=False)
     assert model.calls == cfg.n_steps - 19
     assert [t.measures for t in resumed.trajectories] == [t.measures for t in clean.trajectories]
-    assert not list((out / "runs").glob("_batch_*.pt"))
+    assert not list((out / "runs").glob("_batch_*.state"))

@@ -101,6 +101,9 @@ def stability_measures(log: EnergyLog, n_atoms: int, config: MDConfig, failed: b
         ``temperature_peak_K``, ``temperature_peak_ratio`` (peak / T0), ``mean_temperature_K``.
         Measures use the samples up to and including the failing step. The jump and the peak
         leave out the first ``spike_settle_fs`` (all samples if fewer than two come after it).
+        A failed trajectory too short for a measure (e.g. a drift from fewer than three samples)
+        gets +inf there, not NaN: it is the least stable, never left out of a statistic (the
+        energy measures stay NaN for NVT, where they do not apply).
     """
     length_ps = config.n_steps * config.timestep_fs / 1000.0
     ttf = length_ps if not failed or failure_time_fs is None else failure_time_fs / 1000.0
@@ -117,8 +120,8 @@ def stability_measures(log: EnergyLog, n_atoms: int, config: MDConfig, failed: b
     spike_temps = settled if np.isfinite(settled).sum() >= 2 else log.temperature_K
     temps = log.temperature_K[np.isfinite(log.temperature_K)]
     finite_spike = spike_temps[np.isfinite(spike_temps)]
-    peak = float(finite_spike.max()) if len(finite_spike) else float("nan")
-    return {
+    peak = float(finite_spike.max()) if len(finite_spike) >= 2 else float("nan")  # one sample is no peak
+    out = {
         "failed": float(failed),
         "time_to_failure_ps": float(ttf),
         "early_failure": float(1.0 - ttf / length_ps),
@@ -130,6 +133,15 @@ def stability_measures(log: EnergyLog, n_atoms: int, config: MDConfig, failed: b
         "temperature_peak_ratio": peak / config.temperature_K if config.temperature_K > 0 else float("nan"),
         "mean_temperature_K": float(temps.mean()) if len(temps) else float("nan"),
     }
+    if failed:
+        applicable = [m for m in WORST_IF_FAILED if nve or not m.startswith(("abs_energy", "energy"))]
+        out.update({m: math.inf for m in applicable if math.isnan(out[m])})
+    return out
+
+
+#: Instability measures a failed trajectory too short to measure gets as +inf (see :func:`stability_measures`).
+WORST_IF_FAILED = ("abs_energy_drift_meV_atom_ps", "energy_excursion_meV_atom", "temperature_jump_K",
+                   "temperature_peak_ratio")
 
 
 class LogBuffer:
@@ -161,6 +173,15 @@ class LogBuffer:
         self._step[self._n] = step
         self._values[self._n] = potential_eV, kinetic_eV
         self._n += 1
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """The samples so far: steps (n,) and (potential, kinetic) energies (n, 2), eV."""
+        return self._step[: self._n].copy(), self._values[: self._n].copy()
+
+    def restore(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Replace the samples by those of :meth:`samples`."""
+        n = len(steps)
+        self._step[:n], self._values[:n], self._n = steps, values, n
 
     def log(self) -> EnergyLog:
         """The samples so far."""

@@ -10,18 +10,17 @@ fails is taken out of the batch; the others go on.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from pesprobe.data.atomic import atomic_write
 from pesprobe.md.analysis import LogBuffer
 from pesprobe.md.ase_engine import initial_atoms
+from pesprobe.md.checkpoint import read_checkpoint, write_checkpoint
 from pesprobe.md.config import MDConfig
 from pesprobe.md.monitor import Failure, FailureMonitor
 from pesprobe.md.record import RawTrajectory
@@ -30,8 +29,6 @@ from pesprobe.md.torch_models import model_device, model_dtype
 
 #: Steps between two progress updates.
 TICK_EVERY = 20
-#: Tag of batched-run checkpoint files.
-CHECKPOINT_FORMAT = "pesprobe-md-batch-1"
 
 
 @dataclass
@@ -82,25 +79,67 @@ class _RunState:
     elapsed: float                  # wall seconds spent before this process took over
 
 
+_BATCH_TENSORS = ("numbers", "system_index", "masses", "positions", "momenta", "forces", "energy")
+
+
 def _save_state(path: str | Path, key: str, state: _RunState) -> None:
-    """Write ``state`` (tensors moved to the CPU) atomically."""
-    buffer = io.BytesIO()
-    torch.save({"format": CHECKPOINT_FORMAT, "key": key, "state": replace(state, batch=state.batch.to(
-        torch.device("cpu")))}, buffer)
-    atomic_write(path, buffer.getvalue())
+    """Write ``state`` atomically as plain arrays and JSON (see :mod:`pesprobe.md.checkpoint`)."""
+    arrays = {f"batch_{name}": getattr(state.batch, name).cpu().numpy() for name in _BATCH_TENSORS}
+    arrays["batch_jobs"] = np.asarray(state.batch.jobs, dtype=np.int64)
+    arrays.update({f"monitor_{k}": v for k, v in state.monitor.state().items()})
+    samples = [buffer.samples() for buffer in state.buffers]
+    arrays["log_counts"] = np.array([len(steps) for steps, _ in samples], dtype=np.int64)
+    arrays["log_steps"] = np.concatenate([steps for steps, _ in samples])
+    arrays["log_values"] = np.concatenate([values for _, values in samples]).reshape(-1, 2)
+    frames = [f for job in state.frames for f in job]
+    arrays["frame_counts"] = np.array([len(job) for job in state.frames], dtype=np.int64)
+    arrays["frame_positions"] = np.concatenate([f.positions for f in frames] or [np.zeros((0, 3))])
+    arrays["frame_momenta"] = np.concatenate([f.get_momenta() for f in frames] or [np.zeros((0, 3))])
+    arrays["frame_info"] = np.array([[f.info[k] for k in _FRAME_INFO] for f in frames], dtype=np.float64).reshape(-1, 4)
+    arrays["generator_states"] = np.stack([g.cpu().numpy() for g in state.generator_states])
+    meta = {"errors": {str(s): text for s, text in state.errors.items()}, "next_step": state.next_step,
+            "ticked": state.ticked, "elapsed": state.elapsed,
+            "failures": {str(job): failure.to_json() for job, failure in state.failures.items()}}
+    write_checkpoint(path, key, arrays, meta)
 
 
-def _load_state(path: str | Path, key: str) -> _RunState | None:
+#: Fields of a frame's ``info`` kept by a checkpoint.
+_FRAME_INFO = ("step", "time_fs", "energy_eV", "kinetic_eV")
+
+
+def _load_state(path: str | Path, key: str, molecules: list[Molecule], config: MDConfig) -> _RunState | None:
     """The state in ``path`` if it exists, is readable and was written for ``key``; else None."""
-    path = Path(path)
-    if not path.is_file():
+    found = read_checkpoint(path, key)
+    if found is None:
         return None
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)  # our own pickle (see run)
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint means starting over, not failing
-        return None
-    ok = isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT and data.get("key") == key
-    return data["state"] if ok else None
+    arrays, meta = found
+    from ase import Atoms
+
+    jobs = [int(j) for j in arrays["batch_jobs"]]
+    batch = _Batch(jobs=jobs, **{name: torch.as_tensor(arrays[f"batch_{name}"]) for name in _BATCH_TENSORS})
+    monitor = FailureMonitor([molecules[j].numbers for j in jobs], [molecules[j].positions for j in jobs], config)
+    monitor.restore({k.removeprefix("monitor_"): v for k, v in arrays.items() if k.startswith("monitor_")})
+    buffers = [LogBuffer(config, m.n_atoms) for m in molecules]
+    ends = np.cumsum(arrays["log_counts"])
+    for buffer, stop, count in zip(buffers, ends, arrays["log_counts"]):
+        buffer.restore(arrays["log_steps"][stop - count:stop], arrays["log_values"][stop - count:stop])
+    frames: list[list] = []
+    row = atom = 0
+    for molecule, count in zip(molecules, arrays["frame_counts"]):
+        frames.append([])
+        for _ in range(int(count)):
+            n = molecule.n_atoms
+            frame = Atoms(numbers=molecule.numbers, positions=arrays["frame_positions"][atom:atom + n],
+                          momenta=arrays["frame_momenta"][atom:atom + n])
+            info = arrays["frame_info"][row]
+            frame.info.update(step=int(info[0]), **{k: float(v) for k, v in zip(_FRAME_INFO[1:], info[1:])})
+            frames[-1].append(frame)
+            row, atom = row + 1, atom + n
+    return _RunState(batch=batch, errors={int(s): t for s, t in meta["errors"].items()},
+                     next_step=int(meta["next_step"]), ticked=int(meta["ticked"]), monitor=monitor, buffers=buffers,
+                     frames=frames, failures={int(j): Failure(**f) for j, f in meta["failures"].items()},
+                     generator_states=[torch.as_tensor(g) for g in arrays["generator_states"]],
+                     elapsed=float(meta["elapsed"]))
 
 
 class BatchedIntegrator:
@@ -175,7 +214,8 @@ class BatchedIntegrator:
         checkpoint : path, optional
             State file: written atomically every ``checkpoint_every_s`` seconds; a run started with
             an existing file whose key matches goes on from it (same trajectories, same numbers).
-            The caller deletes it once the results are safe. It is a pickle: only load your own.
+            The caller deletes it once the results are safe. Plain arrays and JSON (no pickle: see
+            :mod:`pesprobe.md.checkpoint`).
         checkpoint_key : str
             Identity of this batch (settings, model, molecules, seeds); a file with another key is
             ignored and overwritten.
@@ -192,7 +232,7 @@ class BatchedIntegrator:
         cfg = self.config
         start = time.perf_counter()
         n_jobs = len(molecules)
-        state = _load_state(checkpoint, checkpoint_key) if checkpoint is not None else None
+        state = _load_state(checkpoint, checkpoint_key, molecules, cfg) if checkpoint is not None else None
         generators = [torch.Generator(device=self.device).manual_seed(int(s)) for s in seeds]
         if state is None:
             state = self._initial_state(molecules, seeds)

@@ -20,7 +20,7 @@ from pesprobe.md.analysis import INSTABILITY_MEASURES
 from pesprobe.md.config import MDConfig
 from pesprobe.md.stats import METHODS, rank_correlation
 from pesprobe.md.study import StabilityResult, _csv, run_stability
-from pesprobe.md.systems import molecules_from_scans
+from pesprobe.md.systems import Molecule, molecules_from_scans
 
 #: The FSD variants correlated (BSCT result names).
 FSD_METRICS = ("full_smoothness", "compress_smoothness", "stretch_smoothness")
@@ -33,7 +33,8 @@ class CorrelationResult:
     Attributes
     ----------
     pairs : list of dict
-        One row per (potential, molecule): the FSD values and the instability measures.
+        One row per (potential, molecule): the FSD values (mean over the molecule's scans, ``n_scans``)
+        and the instability measures (means over seeds).
     correlations : list of dict
         One row per (group, FSD metric, measure, method): ``group`` is ``"pooled"`` (all pairs),
         ``"potential=<name>"`` (across molecules) or ``"molecule=<id>"`` (across potentials);
@@ -102,8 +103,8 @@ def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | 
         SPEC strings, or any potential :func:`pesprobe.evaluate.evaluate` and
         :func:`pesprobe.md.run_stability` accept, under display names.
     data : path or ScanSet
-        Scan set: BSCT runs on its scans, MD starts from each scan's unperturbed geometry
-        (molecule id = scan id).
+        Scan set: BSCT runs on its scans, MD once per distinct unperturbed geometry (scans of one
+        molecule share its MD; molecule id = its first scan's id), ``config.seeds`` trajectories each.
     config : MDConfig, optional
         MD settings.
     out : path, optional
@@ -143,9 +144,10 @@ def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | 
         md = run_stability(potential, molecules, config, out=None if folder is None else folder / "md",
                            engine=engine, jobs=jobs, plots=plots, progress=progress, name=label)
         systems = bsct.systems
-        bsct_seconds = float(sum(systems[m.id].get("seconds", 0.0) for m in molecules)) or bsct.wall_seconds
+        bsct_seconds = float(sum(systems[scan].get("seconds", 0.0) for m in molecules for scan in m.scans)
+                             ) or bsct.wall_seconds
         cost["per_potential"][label] = _ratio(bsct_seconds, md.wall_seconds)
-        pairs.extend(_pairs(label, systems, md, fsd, measures))
+        pairs.extend(_pairs(label, systems, md, molecules, fsd, measures))
     bsct_total = sum(c["bsct_seconds"] for c in cost["per_potential"].values())
     md_total = sum(c["md_seconds"] for c in cost["per_potential"].values())
     cost.update(_ratio(bsct_total, md_total))
@@ -161,15 +163,21 @@ def _ratio(bsct_seconds: float, md_seconds: float) -> dict[str, float]:
     return {"bsct_seconds": bsct_seconds, "md_seconds": md_seconds, "ratio": ratio}
 
 
-def _pairs(label: str, systems: dict[str, dict], md: StabilityResult, fsd: Sequence[str],
-           measures: Sequence[str]) -> list[dict[str, Any]]:
+def _pairs(label: str, systems: dict[str, dict], md: StabilityResult, molecules: list[Molecule],
+           fsd: Sequence[str], measures: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per molecule: each FSD variant averaged over the molecule's scans, its MD measures."""
     rows = []
-    for mol, values in md.molecules.items():
-        if mol not in systems:
-            raise KeyError(f"molecule {mol!r} has MD results but no BSCT result for potential {label!r}")
-        row: dict[str, Any] = {"potential": label, "molecule": mol}
+    per_molecule = md.molecules
+    for molecule in molecules:
+        missing = [scan for scan in molecule.scans if scan not in systems]
+        if missing or molecule.id not in per_molecule:
+            raise KeyError(f"molecule {molecule.id!r}: no BSCT result for scan(s) {missing} or no MD result, "
+                           f"potential {label!r}")
+        values = per_molecule[molecule.id]
+        row: dict[str, Any] = {"potential": label, "molecule": molecule.id, "n_scans": len(molecule.scans)}
         for name in fsd:
-            row[name] = float(systems[mol].get(name, math.nan))
+            scores = np.array([systems[scan].get(name, math.nan) for scan in molecule.scans], dtype=float)
+            row[name] = float(np.nanmean(scores)) if np.isfinite(scores).any() else math.nan
         for name in measures:
             if name not in values:
                 raise KeyError(f"unknown stability measure {name!r}; known: {', '.join(sorted(values))}")

@@ -167,12 +167,13 @@ class RunStore:
 
     def checkpoint_path(self, batch_key: str) -> Path:
         """State file of an unfinished batched run (see :class:`pesprobe.md.batched.BatchedIntegrator`)."""
-        return self.root / "runs" / f"_batch_{batch_key}.pt"
+        return self.root / "runs" / f"_batch_{batch_key}.state"
 
     def clear_checkpoints(self) -> None:
-        """Remove the state files of batched runs (once every result is saved)."""
-        for path in (self.root / "runs").glob("_batch_*.pt"):
-            path.unlink(missing_ok=True)
+        """Remove the state files of batched runs (once every result is saved), old pickled ones too."""
+        for pattern in ("_batch_*.state", "_batch_*.pt"):
+            for path in (self.root / "runs").glob(pattern):
+                path.unlink(missing_ok=True)
 
     def load(self, key: str, fingerprint: str) -> TrajectoryResult | None:
         """The stored result of ``key`` if it exists, is readable and has this fingerprint."""

@@ -23,15 +23,20 @@ class Molecule:
         Atomic numbers.
     positions : ndarray, shape (n_atoms, 3)
         Starting positions, Å.
+    scans : tuple of str
+        Ids of the scans that start from this geometry (empty when not taken from a scan set): BSCT
+        figures of these scans pair with this molecule's MD.
     """
 
     id: str
     numbers: np.ndarray
     positions: np.ndarray
+    scans: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
         self.positions = np.asarray(self.positions, dtype=np.float64)
+        self.scans = tuple(str(x) for x in self.scans)
         if self.positions.shape != (len(self.numbers), 3):
             raise ValueError(f"molecule {self.id}: positions have shape {self.positions.shape}, "
                              f"expected ({len(self.numbers)}, 3)")
@@ -69,16 +74,31 @@ def molecule_from_scan(scan: Scan) -> Molecule:
     if scan.pbc.any():
         raise ValueError(f"scan {scan.id}: periodic structures are not supported by the MD stability test")
     if "unperturbed" in scan.meta:
-        return Molecule(scan.id, scan.numbers, np.asarray(scan.meta["unperturbed"], dtype=np.float64))
+        return Molecule(scan.id, scan.numbers, np.asarray(scan.meta["unperturbed"], dtype=np.float64), (scan.id,))
     if not scan.valid.any():
         raise ValueError(f"scan {scan.id}: no unperturbed geometry and no frame with a reference energy")
     frame = int(np.flatnonzero(scan.valid)[np.argmin(scan.ref_energy[scan.valid])])
-    return Molecule(scan.id, scan.numbers, scan.positions[frame])
+    return Molecule(scan.id, scan.numbers, scan.positions[frame], (scan.id,))
+
+
+#: Starting geometries that agree to this many decimals (Å) are one molecule.
+SAME_GEOMETRY_DECIMALS = 3
 
 
 def molecules_from_scans(scans: ScanSet | list[Scan]) -> list[Molecule]:
-    """One :class:`Molecule` per scan (see :func:`molecule_from_scan`), ids = scan ids."""
-    return [molecule_from_scan(scan) for scan in scans]
+    """One :class:`Molecule` per distinct starting geometry of the scans (see :func:`molecule_from_scan`).
+
+    Scans of one molecule (same atoms, same unperturbed geometry to :data:`SAME_GEOMETRY_DECIMALS`
+    decimals) share one MD run: its id is the first such scan's id and ``scans`` lists them all, so
+    that a molecule with many scanned bonds is not counted as many independent MD samples.
+    """
+    groups: dict[tuple[bytes, bytes], list[Molecule]] = {}
+    for scan in scans:
+        mol = molecule_from_scan(scan)
+        key = (mol.numbers.tobytes(), (mol.positions.round(SAME_GEOMETRY_DECIMALS) + 0.0).tobytes())
+        groups.setdefault(key, []).append(mol)
+    return [Molecule(group[0].id, group[0].numbers, group[0].positions, tuple(m.id for m in group))
+            for group in groups.values()]
 
 
 def read_xyz_molecules(path: str | Path) -> list[Molecule]:
@@ -130,3 +150,49 @@ def _check_unique(molecules: list[Molecule], source: str) -> None:
             raise ValueError(f"{source}: molecule id {mol.id!r} occurs more than once (give frames unique "
                              "'name' info fields)")
         seen.add(mol.key)
+
+
+def preset_molecules(names: tuple[str, ...] | list[str], preset: str = "bsct_xtb.smi", relax: str | None = "gfn2-xtb",
+                     fmax_eV_A: float = 0.01, max_steps: int = 500) -> list[Molecule]:
+    """Named molecules of a packaged SMILES list, embedded by the scan builder's
+    :func:`pesprobe.scan.inputs.from_smiles` and relaxed (BFGS) with a potential.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Names from ``resources/<preset>`` (the second column).
+    preset : str
+        Packaged SMILES list.
+    relax : str or None
+        Potential SPEC to relax with (None: keep the MMFF94/UFF geometry).
+    fmax_eV_A, max_steps : float, int
+        BFGS convergence (largest force, eV/Å) and step limit.
+
+    Raises
+    ------
+    KeyError
+        For a name not in the list (the message lists a few known ones).
+    """
+    from ase import Atoms
+    from ase.optimize import BFGS
+
+    from pesprobe.scan.inputs import from_smiles, packaged_smiles
+
+    smiles = {name: smi for smi, name in packaged_smiles(preset)}
+    unknown = [n for n in names if n not in smiles]
+    if unknown:
+        raise KeyError(f"{preset} has no molecule(s) {unknown}; e.g. {', '.join(sorted(smiles)[:5])}")
+    factory = None
+    if relax is not None:
+        from pesprobe.potentials.registry import calculator_factory
+
+        factory = calculator_factory(relax)
+    out = []
+    for name in names:
+        structure = from_smiles(smiles[name], name)
+        atoms = Atoms(numbers=structure.numbers, positions=structure.positions)
+        if factory is not None:
+            atoms.calc = factory()
+            BFGS(atoms, logfile=None).run(fmax=fmax_eV_A, steps=max_steps)
+        out.append(Molecule(name, atoms.numbers, atoms.positions))
+    return out
