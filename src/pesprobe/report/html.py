@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 
 from pesprobe.report import figure_scans, plot_name
-from pesprobe.report.tables import fmt, summary_rows
+from pesprobe.report.tables import VERDICT_NOTES, discontinuity_rows, fmt, summary_rows, verdict_rows
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
@@ -45,6 +45,11 @@ def render_html(result, plots_dir: Path) -> str:
     for w in s["worst"]:
         figure = _img(plots_dir / plot_name(w["id"])) if w["id"] in ours else ""
         worst_parts.append(f"<h3>{html.escape(w['id'])} — FSD {fmt(w['full_smoothness'])}</h3>{figure}")
+    found = discontinuity_rows(result.metrics)
+    unlabelled = (f"<p class=\"note\">{s['n_unlabelled_scans']} scans have no reference labels: only the "
+                  "reference-free figures are reported for them.</p>") if s["n_unlabelled_scans"] else ""
+    verdict = (_table(*verdict_rows(s)) + "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in VERDICT_NOTES)
+               + "</ul>" + (_table(*found) if found[1] else "<p>No discontinuity found.</p>") + unlabelled)
     failures = result.failures
     fail_rows = [[f.get("path") or f.get("scan"), str(f.get("frame", "")), f["error"]] for f in failures[:200]]
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>BSCT report: {html.escape(result.potential)}</title>
@@ -58,6 +63,7 @@ model's and the reference's squared force deviation from the equilibrium frame. 
 and discontinuities in the potential energy surface.</p>
 <h2>Published metrics (mean over scans)</h2>{published}
 <h2>Per bond type: mean (median)</h2>{_table(header, rows)}
+<h2>Smoothness verdict: null ceiling, skill, roughness, discontinuities</h2>{verdict}
 <h2>FSD distributions</h2>{_img(plots_dir / "fsd_distribution.png")}
 <h2>Worst scans</h2>{_img(plots_dir / "worst_gallery.png")}
 {''.join(worst_parts)}

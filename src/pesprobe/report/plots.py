@@ -35,6 +35,9 @@ def _energy_panel(ax, scan: Scan, pred: Predictions, metrics: ScanMetrics, title
         ax.plot(c.coordinate, c.model_energy, "-", color="#c44e52", lw=1.2, label="model Ê − Ê(q)")
     ax.plot(c.coordinate, c.integrated, "--", color="#4c72b0", lw=1.2, label="model ∫F·dx (U)")
     ax.axvline(c.coordinate[c.eq], color="0.6", lw=0.8, ls=":")
+    for k, d in enumerate(x for x in metrics.discontinuities if x["confirmed"]):
+        ax.axvline(d["coordinate"], color="#d62728", lw=1.4, alpha=0.8,
+                   label="discontinuity (confirmed)" if k == 0 else None)
     finite = np.concatenate([c.ref_energy[np.isfinite(c.ref_energy)]])
     lo, hi = finite.min(), np.percentile(finite, 98)
     pad = 0.15 * (hi - lo + 1e-9)

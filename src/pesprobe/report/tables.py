@@ -54,6 +54,46 @@ def spread_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+#: How to read the figures beside the published ones (summary.md and report.html).
+VERDICT_NOTES = (
+    "Null FSD: the FSD a model predicting zero forces gets on the same frames — the published FSD's ceiling, "
+    "set by the reference alone; a published FSD near it says nothing about smoothness.",
+    "Skill = 1 − FSD / null FSD: 1 as smooth as the reference relative to it, 0 no better than predicting zero "
+    "forces, negative worse.",
+    "Roughness (eV/Å, no reference needed): the largest single-step force change that neither a smooth trend nor "
+    "the neighbouring steps explain; ~0 for a continuous force curve, ≈ the jump for a force discontinuity.",
+    "Discontinuities (no reference needed): steps where the model's energy or forces change faster than a "
+    "continuous function can at that resolution, confirmed by extra model calls on a refined grid (a continuous "
+    "curve's jump shrinks with the step, a discontinuity's does not).",
+)
+
+
+def verdict_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows per group and overall: null FSD, skill (mean, median), roughness median, discontinuities."""
+    header = ["group", "scans", "null FSD full", "skill full: mean (median)", "skill compress", "skill stretch",
+              "roughness median (eV/Å)", "scans with discontinuities", "extra frames"]
+    rows = []
+    for name, block in list(summary["by_group"].items()) + [("**all**", summary)]:
+        st = block["stats"]
+        rows.append([name, str(block["n_scans"]), fmt(st["null_full_smoothness"]["mean"]),
+                     f"{fmt(st['full_smoothness_skill']['mean'], 3)} ({fmt(st['full_smoothness_skill']['median'], 3)})",
+                     fmt(st["compress_smoothness_skill"]["mean"], 3), fmt(st["stretch_smoothness_skill"]["mean"], 3),
+                     fmt(st["roughness"]["median"], 3), str(block["n_scans_with_discontinuities"]),
+                     str(block["n_refined_frames"])])
+    return header, rows
+
+
+def discontinuity_rows(metrics, limit: int = 50) -> tuple[list[str], list[list[str]]]:
+    """One row per reported discontinuity (confirmed first), at most ``limit``."""
+    header = ["scan", "quantity", "coordinate", "jump", "status"]
+    items = [(m, d) for m in metrics for d in m.discontinuities]
+    items.sort(key=lambda md: (not md[1]["confirmed"], -md[1]["jump"]))
+    rows = [[m.id, d["quantity"], f"{d['coordinate']:.4f} {'Å' if m.group not in ('angle', 'torsion') else 'rad'}",
+             f"{d['jump']:.3g} {'eV' if d['quantity'] == 'energy' else 'eV/Å'}",
+             "confirmed" if d["confirmed"] else f"unconfirmed: {d['note']}"] for m, d in items[:limit]]
+    return header, rows
+
+
 def summary_markdown(result) -> str:
     """The ``summary.md`` text of a :class:`~pesprobe.evaluate.BSCTResult`."""
     summary = result.summary
@@ -72,6 +112,16 @@ def summary_markdown(result) -> str:
         "## Per bond type: mean (median)", markdown_table(header, rows),
         "## Spread of full FSD (Å⁻¹) per bond type", markdown_table(*spread_rows(summary)),
         "## Worst scans by full FSD", worst,
+        "## Smoothness verdict: null ceiling, skill, roughness, discontinuities",
+        markdown_table(*verdict_rows(summary)),
+        "\n".join(f"- {note}" for note in VERDICT_NOTES),
+    ]
+    found = discontinuity_rows(result.metrics)
+    parts.append(markdown_table(*found) if found[1] else "No discontinuity found.")
+    if summary["n_unlabelled_scans"]:
+        parts.append(f"{summary['n_unlabelled_scans']} scans have no reference labels: only the reference-free "
+                     "figures (roughness, discontinuities) are reported for them.")
+    parts += [
         "FSD: largest change of the log ratio of model to reference squared force deviation per Å "
         "(lower is smoother; an ideal model scores near 0). Aligned energy MAE compares energies after "
         "zeroing both curves at the reference minimum.",

@@ -117,7 +117,10 @@ class Entry:
 
     FSD values are in 1/Å (lower is smoother), MAEs in eV and eV/Å; ``*_median`` are medians
     over the scans, the others means (the published summary). ``ms_per_frame`` is model time
-    per frame, ms (per worker process when ``jobs`` > 1).
+    per frame, ms (per worker process when ``jobs`` > 1). ``skill_full`` is the mean of
+    1 − FSD / FSD_null (1 as smooth as the reference, 0 no better than zero forces),
+    ``roughness_median`` the median reference-free roughness (eV/Å) and ``n_discontinuity_scans``
+    the number of scans with a confirmed discontinuity.
     """
 
     name: str
@@ -138,6 +141,9 @@ class Entry:
     forces_mae: float
     ms_per_frame: float
     rank: int = 0
+    skill_full: float = math.nan
+    roughness_median: float = math.nan
+    n_discontinuity_scans: int = 0
 
 
 def _stat(summary: dict, metric: str, which: str) -> float:
@@ -160,6 +166,8 @@ def entry_from_result(candidate: Candidate, result: BSCTResult) -> Entry:
         fsd_stretch_median=_stat(s, "stretch_smoothness", "median"),
         aligned_energy_mae=_stat(s, "aligned_energy_mae", "mean"), forces_mae=_stat(s, "full_forces_mae", "mean"),
         ms_per_frame=1000.0 * seconds / s["n_frames"] if s["n_frames"] else math.nan,
+        skill_full=_stat(s, "full_smoothness_skill", "mean"), roughness_median=_stat(s, "roughness", "median"),
+        n_discontinuity_scans=s["n_scans_with_discontinuities"],
     )
 
 

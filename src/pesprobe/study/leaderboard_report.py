@@ -11,7 +11,8 @@ from dataclasses import fields
 from pesprobe.report.tables import fmt, markdown_table
 
 HEADER = ["rank", "potential", "model", "FSD full (1/Å)", "FSD compress (1/Å)", "FSD stretch (1/Å)",
-          "aligned E MAE (eV)", "F MAE (eV/Å)", "scored scans", "failed frames", "ms/frame"]
+          "skill full", "roughness (eV/Å)", "scans with discontinuities", "aligned E MAE (eV)", "F MAE (eV/Å)",
+          "scored scans", "failed frames", "ms/frame"]
 
 RANK_LABELS = {"full": "mean full FSD", "full-median": "median full FSD", "compress": "mean compress FSD",
                "stretch": "mean stretch FSD", "energy": "aligned energy MAE", "forces": "force MAE"}
@@ -23,7 +24,10 @@ EXPLANATION = (
     "sides of the equilibrium bond length. Aligned E MAE compares the energy curves after zeroing both at the "
     "reference minimum; F MAE is the force MAE over all frames. Failed frames (the model raised or returned "
     "non-finite values) are left out of the metrics; a scan with fewer than 3 usable frames is not scored. "
-    "ms/frame is model time per frame on this machine."
+    "ms/frame is model time per frame on this machine. Skill = 1 − FSD / FSD of a zero-force model on the same "
+    "frames (1 as smooth as the reference, 0 no better than predicting nothing). Roughness (median, eV/Å) and "
+    "scans with discontinuities need no reference: the largest unexplained single-step force change, and scans "
+    "where a jump in energy or forces was confirmed on a refined grid."
 )
 
 
@@ -36,6 +40,7 @@ def rows(board) -> list[list[str]]:
             f"{fmt(e.fsd_full)} ({fmt(e.fsd_full_median)})",
             f"{fmt(e.fsd_compress)} ({fmt(e.fsd_compress_median)})",
             f"{fmt(e.fsd_stretch)} ({fmt(e.fsd_stretch_median)})",
+            fmt(e.skill_full, 3), fmt(e.roughness_median, 3), f"{e.n_discontinuity_scans}/{e.n_scored}",
             fmt(e.aligned_energy_mae), fmt(e.forces_mae), f"{e.n_scored}/{e.n_scans}",
             f"{e.n_failed_frames}/{e.n_frames}", fmt(e.ms_per_frame, 3),
         ])
