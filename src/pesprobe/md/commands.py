@@ -117,28 +117,49 @@ def correlate(
     bootstrap: Annotated[int, typer.Option(min=10, help="Bootstrap resamples for the 95% CIs.")] = 2000,
     permutations: Annotated[int, typer.Option(min=10, help="Permutations for the p-values.")] = 5000,
     plots: Plots = True,
+    predictor: Annotated[str, typer.Option(help="Primary question: the BSCT figure (pair column).")] = "full_smoothness",
+    outcome: Annotated[str, typer.Option(help="Primary question: the MD instability measure.")] = "failure_fraction",
+    unit: Annotated[str, typer.Option(help="Primary question: potential, molecule or pair.")] = "potential",
+    control: Annotated[str, typer.Option(help="Primary question: the baseline the partial rho conditions on.")
+                       ] = "full_forces_mae",
 ) -> None:
-    """BSCT and MD stability for several potentials on the same molecules; rank correlations of FSD with
-    instability (Spearman, Kendall; bootstrap CIs; permutation p) and the MD/BSCT cost ratio."""
+    """BSCT and MD stability for several potentials on the same molecules: the primary question (does FSD
+    rank potentials by MD failure, beyond force error?) with cluster bootstrap CI and cluster permutation p;
+    a secondary table of rank correlations with Holm-adjusted p; the MD/BSCT cost ratio."""
+    from pesprobe.md.clustered import PrimaryQuestion
     from pesprobe.md.correlate import correlate as run_correlate
     from pesprobe.potentials.registry import SpecError
+
+    try:
+        question = PrimaryQuestion(predictor=predictor, outcome=outcome, unit=unit, control=control)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
     config = _config(temperature, timestep, length, seeds, ensemble, friction, save_every, log_every,
                      break_factor, form_hold, blowup_factor, fly_apart, energy_tolerance, spike_window,
                      spike_settle)
     try:
         result = run_correlate(calcs, _data(data), config, out=out, n_bootstrap=bootstrap,
-                               n_permutations=permutations, engine=engine, jobs=jobs, plots=plots)
+                               n_permutations=permutations, engine=engine, jobs=jobs, plots=plots, question=question)
     except (SpecError, FileNotFoundError, ValueError, KeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo("pooled Spearman rho of FSD (full) with each instability measure [95% CI], permutation p:")
+    a = result.primary
+    typer.echo(f"primary question: {a['question']}")
+    typer.echo(f"  Spearman rho = {a['rho']:+.2f}, 95% cluster-bootstrap CI [{a['ci_low']:+.2f}, {a['ci_high']:+.2f}], "
+               f"cluster permutation p = {a['p_value']:.3g} ({a['permutation']}; n = {a['n_units']} {a['unit']}s)")
+    typer.echo(f"  partial rho given {a['control']} = {a['partial_rho']:+.2f} [{a['partial_ci_low']:+.2f}, "
+               f"{a['partial_ci_high']:+.2f}], p = {a['partial_p_value']:.3g}")
+    typer.echo("secondary (pairs as independent): pooled Spearman rho of FSD (full) with each measure, p, Holm p:")
     for row in result.correlations:
         if row["group"] == "pooled" and row["fsd"] == "full_smoothness" and row["method"] == "spearman":
             typer.echo(f"  {row['measure']:<30} {row['value']:+.2f} [{row['ci_low']:+.2f}, {row['ci_high']:+.2f}]  "
-                       f"p = {row['p_value']:.3g}  (n = {row['n']})")
+                       f"p = {row['p_value']:.3g}  Holm p = {row['p_holm']:.3g}  (n = {row['n']})")
     c = result.cost
-    typer.echo(f"cost: MD {c['md_seconds']:.3g} s / BSCT {c['bsct_seconds']:.3g} s = {c['ratio']:.3g}x")
+    with_labels = (f"; with labelling the scans: {c['ratio_with_labels']:.3g}x" if c["ratio_with_labels"] is not None
+                   else f"; {c['label_note']}")
+    typer.echo(f"cost: MD {c['md_seconds']:.3g} s / BSCT {c['bsct_seconds']:.3g} s = {c['ratio']:.3g}x (MD at full "
+               f"length {c['ratio_full_length']:.3g}x){with_labels}")
     typer.echo(f"wrote {out}/correlation.json, correlations.csv, pairs.csv" + (", plots/scatter.png" if plots else ""))
 
 

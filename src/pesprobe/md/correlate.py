@@ -1,5 +1,7 @@
 """``correlate``: does the cheap static test (BSCT's FSD) rank potentials and molecules the way
-the expensive one (MD stability) does? Rank correlations with uncertainty, and the cost ratio."""
+the expensive one (MD stability) does? One primary question answered with cluster-aware statistics
+(:mod:`pesprobe.md.clustered`), a secondary table of rank correlations with Holm-adjusted p, and the
+cost ratio (:mod:`pesprobe.md.cost`)."""
 
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from pesprobe.data.atomic import json_safe
-from pesprobe.data.atomic import atomic_write, atomic_write_json
+from pesprobe.data.atomic import atomic_write, atomic_write_json, json_safe
 from pesprobe.data.scan import ScanSet
 from pesprobe.md.analysis import INSTABILITY_MEASURES
+from pesprobe.md.clustered import PrimaryQuestion, answer
 from pesprobe.md.config import MDConfig
-from pesprobe.md.stats import METHODS, rank_correlation
+from pesprobe.md.cost import cost_table, label_seconds, md_full_length_seconds
+from pesprobe.md.stats import METHODS, holm, rank_correlation
 from pesprobe.md.study import StabilityResult, _csv, run_stability
 from pesprobe.md.systems import Molecule, molecules_from_scans
 
@@ -36,15 +39,19 @@ class CorrelationResult:
         One row per (potential, molecule): the FSD values (mean over the molecule's scans, ``n_scans``)
         and the instability measures (means over seeds).
     correlations : list of dict
-        One row per (group, FSD metric, measure, method): ``group`` is ``"pooled"`` (all pairs),
-        ``"potential=<name>"`` (across molecules) or ``"molecule=<id>"`` (across potentials);
-        ``n``, ``value``, ``ci_low``, ``ci_high``, ``p_value``.
+        The secondary table, one row per (group, FSD metric, measure, method): ``group`` is
+        ``"pooled"`` (all pairs), ``"potential=<name>"`` (across molecules) or ``"molecule=<id>"``
+        (across potentials); ``n``, ``value``, ``ci_low``, ``ci_high``, ``p_value`` (pairs treated as
+        independent) and ``p_holm`` (Holm-adjusted over every row of the table).
+    primary : dict
+        The answer to the run's primary question (:class:`pesprobe.md.clustered.PrimaryAnswer`).
     cost : dict
-        ``bsct_seconds``, ``md_seconds`` and ``ratio`` (MD / BSCT), overall and per potential.
+        See :func:`pesprobe.md.cost.cost_table`.
     """
 
     pairs: list[dict[str, Any]]
     correlations: list[dict[str, Any]]
+    primary: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
 
     def get(self, group: str = "pooled", fsd: str = "full_smoothness", measure: str = "early_failure",
@@ -58,8 +65,8 @@ class CorrelationResult:
     def write(self, out: str | Path, plots: bool = True) -> None:
         """``correlation.json``, ``correlations.csv``, ``pairs.csv`` and ``plots/scatter.png``."""
         out = Path(out)
-        atomic_write_json(out / "correlation.json", json_safe({"cost": self.cost, "correlations": self.correlations,
-                                                            "pairs": self.pairs}))
+        atomic_write_json(out / "correlation.json", json_safe({"primary": self.primary, "cost": self.cost,
+                                                            "correlations": self.correlations, "pairs": self.pairs}))
         atomic_write(out / "correlations.csv", _csv(self.correlations))
         atomic_write(out / "pairs.csv", _csv(self.pairs))
         if plots:
@@ -93,7 +100,8 @@ def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | 
               config: MDConfig | None = None, out: str | Path | None = None,
               measures: Sequence[str] = INSTABILITY_MEASURES, fsd: Sequence[str] = FSD_METRICS,
               methods: Sequence[str] = METHODS, n_bootstrap: int = 2000, n_permutations: int = 5000, seed: int = 0,
-              engine: str = "auto", jobs: int = 1, plots: bool = True, progress: bool = True) -> CorrelationResult:
+              engine: str = "auto", jobs: int = 1, plots: bool = True, progress: bool = True,
+              question: PrimaryQuestion | None = None, label_time_s: float | None = None) -> CorrelationResult:
     """Run BSCT and the MD stability test for every potential on the same molecules, and
     correlate FSD with each instability measure.
 
@@ -123,6 +131,11 @@ def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | 
     engine, jobs : str, int
         MD engine and ASE worker processes (BSCT uses ``jobs`` workers too).
     plots, progress : bool
+    question : PrimaryQuestion, optional
+        The primary question (default: mean full FSD vs failure fraction across potentials, given
+        the full force MAE); answered with cluster-aware statistics (:mod:`pesprobe.md.clustered`).
+    label_time_s : float, optional
+        Wall time of labelling the scans, s (default: read from the scans' ``build.json``).
 
     Returns
     -------
@@ -135,8 +148,10 @@ def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | 
     scanset = data if isinstance(data, ScanSet) else load_scans(data)
     molecules = molecules_from_scans(scanset)
     config = config or MDConfig()
+    question = question or PrimaryQuestion()
+    columns = tuple(dict.fromkeys((*fsd, question.predictor, question.control)))
     pairs: list[dict[str, Any]] = []
-    cost: dict[str, Any] = {"per_potential": {}}
+    times: dict[str, tuple[float, float, float]] = {}
     for label, potential in tqdm(named.items(), desc="potentials", disable=not progress or len(named) < 2):
         folder = None if out is None else Path(out) / _label_key(label)
         bsct = evaluate(potential, scanset, out=None if folder is None else folder / "bsct", jobs=jobs,
@@ -146,26 +161,24 @@ def correlate(potentials: Mapping[str, Any] | Sequence[str], data: str | Path | 
         systems = bsct.systems
         bsct_seconds = float(sum(systems[scan].get("seconds", 0.0) for m in molecules for scan in m.scans)
                              ) or bsct.wall_seconds
-        cost["per_potential"][label] = _ratio(bsct_seconds, md.wall_seconds)
-        pairs.extend(_pairs(label, systems, md, molecules, fsd, measures))
-    bsct_total = sum(c["bsct_seconds"] for c in cost["per_potential"].values())
-    md_total = sum(c["md_seconds"] for c in cost["per_potential"].values())
-    cost.update(_ratio(bsct_total, md_total))
+        times[label] = (bsct_seconds, md.wall_seconds, md_full_length_seconds(md))
+        pairs.extend(_pairs(label, systems, md, molecules, columns, measures))
+    labels, note = (label_time_s, "given by the caller") if label_time_s is not None else label_seconds(data)
     correlations = _correlations(pairs, fsd, measures, methods, n_bootstrap, n_permutations, seed)
-    result = CorrelationResult(pairs=pairs, correlations=correlations, cost=cost)
+    for row, p_adj in zip(correlations, holm(np.array([row["p_value"] for row in correlations]))):
+        row["p_holm"] = float(p_adj)
+    primary = answer(pairs, question, n_bootstrap, n_permutations, seed)
+    result = CorrelationResult(pairs=pairs, correlations=correlations, primary=primary.as_dict(),
+                               cost=cost_table(times, labels, note))
     if out is not None:
         result.write(out, plots=plots)
     return result
 
 
-def _ratio(bsct_seconds: float, md_seconds: float) -> dict[str, float]:
-    ratio = md_seconds / bsct_seconds if bsct_seconds > 0 else math.nan
-    return {"bsct_seconds": bsct_seconds, "md_seconds": md_seconds, "ratio": ratio}
-
-
 def _pairs(label: str, systems: dict[str, dict], md: StabilityResult, molecules: list[Molecule],
-           fsd: Sequence[str], measures: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per molecule: each FSD variant averaged over the molecule's scans, its MD measures."""
+           columns: Sequence[str], measures: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per molecule: each BSCT figure of ``columns`` averaged over the molecule's scans, its MD
+    measures (means over seeds)."""
     rows = []
     per_molecule = md.molecules
     for molecule in molecules:
@@ -175,7 +188,7 @@ def _pairs(label: str, systems: dict[str, dict], md: StabilityResult, molecules:
                            f"potential {label!r}")
         values = per_molecule[molecule.id]
         row: dict[str, Any] = {"potential": label, "molecule": molecule.id, "n_scans": len(molecule.scans)}
-        for name in fsd:
+        for name in columns:
             scores = np.array([systems[scan].get(name, math.nan) for scan in molecule.scans], dtype=float)
             row[name] = float(np.nanmean(scores)) if np.isfinite(scores).any() else math.nan
         for name in measures:

@@ -125,3 +125,78 @@ def rank_correlation(x: np.ndarray, y: np.ndarray, method: str = "spearman", n_b
         null = _rows(method, np.broadcast_to(x, perms.shape), y[perms])
         p = float((1 + np.sum(np.abs(null) >= abs(value) - 1e-12)) / (1 + n_permutations))
     return RankCorrelation(method, n, value, float(low), float(high), p)
+
+
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values (family-wise error), NaN-aware.
+
+    Parameters
+    ----------
+    p_values : (m,) array
+        Raw p-values; NaN entries (tests that could not be run) stay NaN and do not count in m.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        ``p_(k) → max_{j ≤ k} min(1, (m − j + 1) p_(j))`` in the sorted order, mapped back.
+    """
+    p = np.asarray(p_values, dtype=float).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if len(ok) == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    scaled = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(scaled)
+    return out
+
+
+def partial_spearman(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Spearman ρ of x and y given z: the correlation of the ranks of x and y after each is
+    regressed on the rank of z (equal to ``(r_xy − r_xz r_yz) / sqrt((1 − r_xz²)(1 − r_yz²))`` with
+    Spearman r's).
+
+    Parameters
+    ----------
+    x, y, z : (n,) arrays
+        Paired samples; triples with a NaN are dropped, ±inf rank as extremes.
+
+    Returns
+    -------
+    float
+        NaN with fewer than 4 complete triples or when a residual is constant.
+    """
+    ex, ey = partial_residuals(x, y, z)
+    return residual_correlation(ex, ey)
+
+
+def partial_residuals(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Residuals of rank(x) and rank(y) after a least-squares line on rank(z), ranks taken over the
+    complete triples; aligned with the inputs (NaN where a triple is incomplete)."""
+    x, y, z = (np.asarray(a, dtype=float).ravel() for a in (x, y, z))
+    ok = ~(np.isnan(x) | np.isnan(y) | np.isnan(z))
+    return _rank_residual(x, z, ok), _rank_residual(y, z, ok)
+
+
+def _rank_residual(v: np.ndarray, z: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+
+    out = np.full(v.shape, np.nan)
+    if ok.sum() < 2:
+        return out
+    rv, rz = rankdata(v[ok]), rankdata(z[ok])
+    design = np.column_stack([np.ones(len(rz)), rz])
+    out[ok] = rv - design @ np.linalg.lstsq(design, rv, rcond=None)[0]
+    return out
+
+
+def residual_correlation(ex: np.ndarray, ey: np.ndarray) -> float:
+    """Pearson correlation of two residual vectors over entries where both are finite (NaN with
+    fewer than 4 such entries or a constant residual)."""
+    ok = ~(np.isnan(ex) | np.isnan(ey))
+    if ok.sum() < 4:
+        return math.nan
+    a, b = ex[ok] - ex[ok].mean(), ey[ok] - ey[ok].mean()
+    denom = math.sqrt(float(a @ a) * float(b @ b))
+    return float(a @ b / denom) if denom > 1e-12 else math.nan
