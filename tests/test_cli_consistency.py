@@ -105,3 +105,15 @@ def test_scan_build_with_no_scans_fails_with_the_reason(tmp_path):
     assert result.exit_code == 1, result.output
     assert "error: 0 scans built" in result.output and "SCF did not converge" in result.output
     assert str(out / "build.json") in result.output
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("def make(device):\n    return None\n", "needs arguments"),
+    ("def make():\n    raise OSError('weights not found\\nsecond line')\n", "raised OSError: weights not found"),
+])
+def test_a_broken_factory_is_one_error_line(tmp_path, body, message):
+    (tmp_path / "model.py").write_text(body)
+    result = CliRunner().invoke(app, ["bsct", "--calc", f"{tmp_path / 'model.py'}:make", "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "second line" not in result.output

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pesprobe.potentials.ase_adapter import AseCalculatorPotential, describe_calculator
+from pesprobe.potentials.ase_adapter import AseCalculatorPotential, describe_calculator, make_calculator
 from pesprobe.potentials.base import Potential
 
 
@@ -221,11 +221,17 @@ def resolve(spec: str) -> Potential:
 def as_potential(obj: Any, name: str | None = None) -> Potential:
     """Wrap ``obj`` as a Potential: a Potential is returned as is; an ASE calculator or a
     zero-argument factory is wrapped in :class:`AseCalculatorPotential`. A factory that returns a
-    Potential (a ``MODULE:FACTORY`` for a batched model) is called once and that Potential used."""
+    Potential (a ``MODULE:FACTORY`` for a batched model) is called once and that Potential used.
+
+    Raises
+    ------
+    PotentialError
+        If the factory needs arguments or raises (one line naming it).
+    """
     if not inspect.isclass(obj) and hasattr(obj, "predict") and hasattr(obj, "identity"):
         return obj
     if inspect.isclass(obj) or (callable(obj) and not hasattr(obj, "get_potential_energy")):
-        probe = obj()
+        probe = make_calculator(obj)
         if hasattr(probe, "predict") and hasattr(probe, "identity"):
             return probe
         label = name or getattr(obj, "__qualname__", "factory")
