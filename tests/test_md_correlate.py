@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -190,3 +191,19 @@ def test_scans_of_one_molecule_share_one_md_run(scans):
                                                           progress=False).systems.items()}
     assert fsd["C-C/51"] != fsd["C-C/51b3"]
     assert result.pairs[0]["full_smoothness"] == pytest.approx((fsd["C-C/51"] + fsd["C-C/51b3"]) / 2)
+
+
+def test_correlate_answers_its_primary_question_and_adjusts_the_secondary_table(rough):
+    result, out = rough
+    a = result.primary
+    assert (a["predictor"], a["outcome"], a["unit"], a["control"]) == ("full_smoothness", "failure_fraction",
+                                                                       "potential", "full_forces_mae")
+    assert a["n_units"] == 5 and a["permutation"] == "exact over 120 label permutations"
+    assert a["rho"] > 0.5 and a["ci_low"] <= a["rho"] <= a["ci_high"]
+    assert all("full_forces_mae" in row for row in result.pairs)
+    rows = [r for r in result.correlations if not math.isnan(r["p_value"])]
+    assert all(r["p_holm"] >= r["p_value"] for r in rows) and max(r["p_holm"] for r in rows) <= 1.0
+    assert any(r["p_holm"] > r["p_value"] for r in rows)
+    assert json.loads((out / "correlation.json").read_text())["primary"]["rho"] == pytest.approx(a["rho"])
+    assert result.cost["label_note"].startswith("labelling time not recorded")
+    assert result.cost["ratio_full_length"] >= result.cost["ratio"]
