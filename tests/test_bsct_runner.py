@@ -164,9 +164,10 @@ def test_report_embeds_only_this_potentials_scan_figures(small_copy, tmp_path):
     evaluate("morse", small_copy, out=out, progress=False, plots=True)
     morse_figure = (out / "plots" / "C-O__101.png").read_bytes()
     assert 'alt="C-O__101.png"' in (out / "report.html").read_text()
-    evaluate("lj", small_copy, out=out, progress=False)  # no --plots: the morse figures are not lj's
+    evaluate("lj", small_copy, out=out, progress=False)  # no --plots: lj draws its worst scans itself
     html = (out / "report.html").read_text()
-    assert 'alt="C-O__101.png"' not in html and 'alt="fsd_distribution.png"' in html
+    assert 'alt="C-O__101.png"' in html and 'alt="fsd_distribution.png"' in html
+    assert (out / "plots" / "C-O__101.png").read_bytes() != morse_figure  # lj's figure, not morse's
     evaluate("lj", small_copy, out=out, progress=False, plots=True)
     assert 'alt="C-O__101.png"' in (out / "report.html").read_text()
     assert (out / "plots" / "C-O__101.png").read_bytes() != morse_figure

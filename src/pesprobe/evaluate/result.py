@@ -15,7 +15,7 @@ from pesprobe.data.scan import LoadProblem, Scan
 from pesprobe.metrics import ALL_METRICS, ScanMetrics, summarize
 from pesprobe.potentials.base import Predictions
 
-BOOKKEEPING = ("group", "labelled", "equilibrium_index", "n_frames", "n_failed", "n_refined", "flagged", "seconds")
+BOOKKEEPING = ("group", "kind", "labelled", "equilibrium_index", "n_frames", "n_failed", "n_refined", "flagged", "seconds")
 
 
 
@@ -142,7 +142,8 @@ class BSCTResult:
                                        n_failed=row["n_failed"], flagged=row["flagged"],
                                        errors=errors.get(scan_id, {}), seconds=row["seconds"],
                                        discontinuities=list(row.get("discontinuities", [])),
-                                       labelled=bool(row.get("labelled", True)), n_refined=int(row.get("n_refined", 0))))
+                                       labelled=bool(row.get("labelled", True)), n_refined=int(row.get("n_refined", 0)),
+                                       kind=row.get("kind", "bond")))
         shard = tuple(data["shard"]) if data.get("shard") else None
         return cls(metrics=metrics, problems=problems, potential=data.get("potential", ""),
                    identity=data.get("identity", ""), source=data.get("source", ""), order=data.get("order", []),

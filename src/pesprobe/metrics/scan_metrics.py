@@ -61,6 +61,8 @@ class ScanMetrics:
         False for a scan without reference labels: only the reference-free figures are computed.
     n_refined : int
         Extra frames the detector evaluated.
+    kind : str
+        The scan kind (``"bond"``: FSD in 1/Å; ``"angle"``, ``"torsion"``: 1/rad).
     """
 
     id: str
@@ -75,12 +77,13 @@ class ScanMetrics:
     discontinuities: list[dict] = field(default_factory=list)
     labelled: bool = True
     n_refined: int = 0
+    kind: str = "bond"
 
     def as_dict(self) -> dict:
         """Flat dict: metrics plus bookkeeping (the discontinuity list included)."""
         out = dict(self.values)
         out.update(equilibrium_index=self.equilibrium_index, n_frames=self.n_frames, n_failed=self.n_failed,
-                   flagged=self.flagged, seconds=self.seconds, group=self.group, labelled=self.labelled,
+                   flagged=self.flagged, seconds=self.seconds, group=self.group, kind=self.kind, labelled=self.labelled,
                    n_refined=self.n_refined, discontinuities=list(self.discontinuities))
         return out
 
@@ -210,7 +213,8 @@ def scan_metrics(scan: Scan, pred: Predictions, refined: Predictions | None = No
                        else ({name: float("nan") for name in DETECTOR}, []))
     base = dict(id=scan.id, group=group, equilibrium_index=eq_index, n_frames=scan.n_frames,
                 n_failed=pred.n_failed, seconds=pred.seconds + (refined.seconds if refined is not None else 0.0),
-                discontinuities=found, labelled=labelled, n_refined=0 if refined is None else len(refined.failed))
+                discontinuities=found, labelled=labelled, n_refined=0 if refined is None else len(refined.failed),
+                kind=scan.kind)
     if not labelled or usable.sum() < MIN_FRAMES:
         nan = {name: float("nan") for name in PUBLISHED + DIAGNOSTICS + NULL_CEILING + SKILL}
         errors = dict(errors)
@@ -230,5 +234,8 @@ def scan_metrics(scan: Scan, pred: Predictions, refined: Predictions | None = No
         values.update({name: float("nan") for name in DIAGNOSTICS})
     values.update(null_ceiling(scan, pred))
     values.update(skill(values))
+    if scan.kind == "torsion":  # a closed loop: no compression or stretch side
+        values.update({k: float("nan") for k in values if k.startswith(("compress_", "stretch_", "null_compress_",
+                                                                          "null_stretch_"))})
     values.update(detector)
     return ScanMetrics(values=values, flagged=pred.n_failed > 0 or bool(scan.data_problems), errors=errors, **base)

@@ -10,6 +10,11 @@ from pesprobe.metrics.scan_metrics import ALL_METRICS, PUBLISHED, VERDICT, ScanM
 
 #: Metrics ranked to pick the worst scans.
 WORST_BY = "full_smoothness"
+#: Unit of FSD (and its null ceiling) per scan kind.
+FSD_UNIT = {"bond": "1/Å", "angle": "1/rad", "torsion": "1/rad"}
+#: Counts that the top-level block takes over every scan (its metric values cover the headline scans).
+COUNTS = ("n_scans", "n_unlabelled_scans", "n_scans_with_discontinuities", "n_refined_frames", "n_flagged_scans",
+          "n_unscored_scans", "n_failed_frames", "n_frames")
 
 
 def _stats(values: np.ndarray) -> dict[str, float | int | None]:
@@ -50,16 +55,30 @@ def summarize(metrics: Sequence[ScanMetrics], worst: int = 5) -> dict:
     Returns
     -------
     dict
-        The overall block at top level — the nine published means (the numbers the paper
-        reports), the means of the null ceiling, skill and detector figures, counts of scans
-        (unlabelled ones, those with a confirmed discontinuity) and of the detector's extra frames, flagged scans, unscored scans and failed frames, ``stats``
+        The overall block at top level. Its metric values — the nine published means (the numbers
+        the paper reports), the means of the null ceiling, skill and detector figures, ``stats``
         (mean, median, 90th percentile, max and count of every metric, NaNs excluded and counted)
-        and ``worst`` (the ``worst`` scans by full FSD) — plus ``by_group``, the same block per
-        bond type (or scan kind).
+        and ``worst`` (the ``worst`` scans by full FSD) — cover the *headline* scans: the bond scans
+        when there are any (FSD in 1/Å; ``headline`` says which), so that bond FSD (1/Å) is never
+        averaged with angle or torsion FSD (1/rad). Its counts (:data:`COUNTS`: scans, unlabelled
+        scans, scans with a confirmed discontinuity, extra detector frames, flagged, unscored,
+        failed frames, frames) cover every scan; ``n_headline_scans`` counts the headline ones.
+        Beside it: ``by_kind`` (the same block per scan kind, with its FSD ``unit``) and ``by_group``
+        (per bond type, or per kind for angle and torsion scans).
     """
+    items = list(metrics)
+    kinds: dict[str, list[ScanMetrics]] = {}
     groups: dict[str, list[ScanMetrics]] = {}
-    for m in metrics:
+    for m in items:
+        kinds.setdefault(m.kind, []).append(m)
         groups.setdefault(m.group, []).append(m)
-    out = _block(list(metrics), worst)
-    out["by_group"] = {g: _block(items, worst) for g, items in sorted(groups.items())}
+    headline = kinds.get("bond") or items
+    out = _block(headline, worst)
+    every = _block(items, worst)
+    out.update({key: every[key] for key in COUNTS})
+    out["headline"] = "bond scans" if kinds.get("bond") else "all scans"
+    out["n_headline_scans"] = len(headline)
+    out["unit"] = FSD_UNIT["bond"] if kinds.get("bond") or not kinds else FSD_UNIT[sorted(kinds)[0]]
+    out["by_kind"] = {k: {**_block(v, worst), "unit": FSD_UNIT.get(k, "")} for k, v in sorted(kinds.items())}
+    out["by_group"] = {g: _block(v, worst) for g, v in sorted(groups.items())}
     return out

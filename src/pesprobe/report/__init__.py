@@ -45,10 +45,12 @@ def plot_name(scan_id: str) -> str:
     return scan_id.replace("/", "__") + ".png"
 
 
-def write_summary_figures(result, plots_dir: Path) -> list[Path]:
-    """The FSD distribution and, when predictions are in memory, the worst-scan gallery (without
-    them, e.g. after a merge, an older gallery is removed: it would show some other run's worst scans)."""
-    from pesprobe.report.plots import plot_distributions, plot_gallery
+def write_summary_figures(result, plots_dir: Path, draw_worst: bool = True) -> list[Path]:
+    """The FSD distribution and, when predictions are in memory, the worst-scan gallery and the full
+    diagnostic figure of each worst scan (a handful: the report always shows where the FSD step is).
+    Without predictions (e.g. after a merge) an older gallery is removed: it would show some other
+    run's worst scans."""
+    from pesprobe.report.plots import plot_distributions, plot_gallery, plot_scan
 
     if not result.metrics:
         return []
@@ -60,6 +62,10 @@ def write_summary_figures(result, plots_dir: Path) -> list[Path]:
                  for w in result.summary["worst"][:GALLERY_SIZE] if w["id"] in scans]
         if items:
             written.append(plot_gallery(items, plots_dir / "worst_gallery.png"))
+            if draw_worst:  # (write_plots has drawn every scan already)
+                for scan, pred, m in items:
+                    written.append(plot_scan(scan, pred, m, plots_dir / plot_name(scan.id)))
+                record_figures(plots_dir, result.identity, [scan.id for scan, _, _ in items])
     else:
         (plots_dir / "worst_gallery.png").unlink(missing_ok=True)
     return written
@@ -78,7 +84,7 @@ def write_plots(result, plots_dir: Path) -> list[Path]:
                 written.append(plot_scan(scan, result.predictions[scan.id], m, plots_dir / plot_name(scan.id)))
                 drawn.append(scan.id)
         record_figures(plots_dir, result.identity, drawn)
-    return written + write_summary_figures(result, plots_dir)
+    return written + write_summary_figures(result, plots_dir, draw_worst=False)
 
 
 def write_report(result, out: Path, plots: bool = False) -> None:

@@ -7,7 +7,9 @@ import html
 from pathlib import Path
 
 from pesprobe.report import figure_scans, plot_name
-from pesprobe.report.tables import VERDICT_NOTES, discontinuity_rows, fmt, summary_rows, verdict_rows
+from pesprobe.report.tables import (VERDICT_NOTES, discontinuity_rows, fmt, kind_rows, published_rows, summary_rows,
+                                    verdict_rows)
+from pesprobe.report.yardsticks import next_steps, yardstick_rows, yardsticks
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;
@@ -35,10 +37,13 @@ def _table(header, rows) -> str:
 def render_html(result, plots_dir: Path) -> str:
     """HTML text of the report; figures are read from ``plots_dir`` when present."""
     s = result.summary
-    published = _table(["metric", "full", "compress", "stretch"], [
-        [label, *(fmt(s[f"{r}_{key}"]) for r in ("full", "compress", "stretch"))]
-        for key, label in (("smoothness", "FSD (1/Å)"), ("energy_mae", "energy MAE (eV)"),
-                           ("forces_mae", "force MAE (eV/Å)"))])
+    published = _table(["metric", "full", "compress", "stretch"], published_rows(s))
+    kinds = (f"<h2>Per scan kind (each in its own unit)</h2>{_table(*kind_rows(s))}"
+             if len(s.get("by_kind", {})) > 1 else "")
+    advice = ("<h2>Yardsticks (mean full FSD per bond type, 1/Å)</h2>" + _table(*yardstick_rows(s))
+              + f"<p class=\"note\">Reference rows: {html.escape(yardsticks()['source'])}.</p>"
+              + "<h2>What to do next</h2><ol>" + "".join(f"<li>{html.escape(x)}</li>" for x in next_steps(s))
+              + "</ol>")
     header, rows = summary_rows(s)
     worst_parts = []
     ours = figure_scans(plots_dir, result.identity)
@@ -61,12 +66,14 @@ def render_html(result, plots_dir: Path) -> str:
 <p class="note">FSD (force smoothness deviation) is the largest change, per Å of bond length, of the log ratio between the
 model's and the reference's squared force deviation from the equilibrium frame. Lower is smoother; spikes reveal kinks
 and discontinuities in the potential energy surface.</p>
-<h2>Published metrics (mean over scans)</h2>{published}
+<h2>Published metrics (mean over {html.escape(s.get("headline", "all scans"))})</h2>{published}
+{kinds}
 <h2>Per bond type: mean (median)</h2>{_table(header, rows)}
 <h2>Smoothness verdict: null ceiling, skill, roughness, discontinuities</h2>{verdict}
 <h2>FSD distributions</h2>{_img(plots_dir / "fsd_distribution.png")}
 <h2>Worst scans</h2>{_img(plots_dir / "worst_gallery.png")}
 {''.join(worst_parts)}
+{advice}
 <h2>Failures and data problems ({len(failures)})</h2>
 {_table(["path or scan", "frame", "error"], fail_rows) if fail_rows else "<p>None.</p>"}
 </body></html>

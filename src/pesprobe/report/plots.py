@@ -45,7 +45,7 @@ def _energy_panel(ax, scan: Scan, pred: Predictions, metrics: ScanMetrics, title
     ax.set_xlabel(COORD_LABEL.get(scan.kind, "coordinate"))
     ax.set_ylabel("energy (eV)")
     if title:
-        ax.set_title(f"{scan.id}   FSD {metrics.values['full_smoothness']:.3g}")
+        ax.set_title(f"{scan.id}   FSD {metrics.values['full_smoothness']:.3g}", parse_math=False)
     ax.legend(fontsize=7, loc="upper right")
 
 
@@ -78,33 +78,59 @@ def plot_scan(scan: Scan, pred: Predictions, metrics: ScanMetrics, path: str | P
     v = metrics.values
     flag = f"   ⚠ {metrics.n_failed} failed frames" if metrics.n_failed else ""
     fig.suptitle(f"{scan.id}: FSD full {v['full_smoothness']:.3g} / compress {v['compress_smoothness']:.3g} / "
-                 f"stretch {v['stretch_smoothness']:.3g} Å⁻¹{flag}", fontsize=10)
+                 f"stretch {v['stretch_smoothness']:.3g} Å⁻¹{flag}", fontsize=10, parse_math=False)
     fig.tight_layout()
     return _save(fig, Path(path))
 
 
+#: Marker of each FSD range in the distribution figure (they must not look alike with one scan per type).
+RANGE_MARKERS = {"full": "o", "compress": "v", "stretch": "^"}
+
+
 def plot_distributions(metrics: Sequence[ScanMetrics], path: str | Path) -> Path:
-    """FSD distributions per group (bond type) for the full, compress and stretch ranges."""
+    """FSD per group (bond type) for the full, compress and stretch ranges: a box per range where a
+    group has ≥ 5 scans, every scan as a marker (circle, down and up triangles), and each group's
+    null ceiling (zero-force FSD) as a grey bar; log y axis with plain-number tick labels (an FSD of
+    exactly 0 is drawn at the axis floor)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     groups = sorted({m.group for m in metrics})
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 2), 4))
-    width = 0.25
-    for j, rng in enumerate(("full", "compress", "stretch")):
-        data = [[m.values[f"{rng}_smoothness"] for m in metrics
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(groups) + 2.5), 4.2))
+    width = 0.26
+    values = [v for m in metrics for r in RANGE_COLORS for v in [m.values.get(f"{r}_smoothness", np.nan)]
+              if np.isfinite(v) and v > 0]
+    floor = 0.5 * min(values) if values else 0.1
+    for j, rng in enumerate(RANGE_COLORS):
+        data = [[max(m.values[f"{rng}_smoothness"], floor) for m in metrics
                  if m.group == g and np.isfinite(m.values[f"{rng}_smoothness"])] for g in groups]
         pos = np.arange(len(groups)) + (j - 1) * width
-        box = ax.boxplot([d if d else [np.nan] for d in data], positions=pos, widths=width * 0.9,
-                         patch_artist=True, showfliers=False, manage_ticks=False)
-        for patch in box["boxes"]:
-            patch.set_facecolor(RANGE_COLORS[rng])
-            patch.set_alpha(0.55)
+        big = [k for k, d in enumerate(data) if len(d) >= 5]
+        if big:
+            box = ax.boxplot([data[k] for k in big], positions=pos[big], widths=width * 0.85, patch_artist=True,
+                             showfliers=False, manage_ticks=False)
+            for patch in box["boxes"]:
+                patch.set_facecolor(RANGE_COLORS[rng])
+                patch.set_alpha(0.35)
         for p, d in zip(pos, data):
-            ax.plot(np.full(len(d), p), d, ".", color=RANGE_COLORS[rng], ms=4)
-        ax.plot([], [], "s", color=RANGE_COLORS[rng], label=rng)
-    ax.set_xticks(np.arange(len(groups)), groups)
-    ax.set_yscale("symlog", linthresh=1.0)  # FSD can be exactly 0 (a model equal to the reference)
-    ax.set_ylabel("FSD (Å⁻¹, symmetric log scale)")
-    ax.set_title("Force smoothness deviation by bond type (lower is smoother)")
-    ax.legend(fontsize=8)
+            ax.plot(np.full(len(d), p), d, RANGE_MARKERS[rng], color=RANGE_COLORS[rng], ms=6, mec="k", mew=0.4,
+                    alpha=0.85)
+        ax.plot([], [], RANGE_MARKERS[rng], color=RANGE_COLORS[rng], mec="k", mew=0.4, label=rng)
+    for k, g in enumerate(groups):
+        null = [m.values.get("null_full_smoothness", np.nan) for m in metrics if m.group == g]
+        null = [v for v in null if np.isfinite(v)]
+        if null:
+            ax.hlines(np.mean(null), k - 1.5 * width, k + 1.5 * width, color="0.45", lw=2.0, alpha=0.8,
+                      label="zero-force FSD (mean, full)" if k == 0 else None)
+    ax.set_xticks(np.arange(len(groups)), groups, parse_math=False)  # names from folders: no mathtext
+    if values:  # log axis needs something positive (a set where every FSD is 0 or NaN stays linear)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.set_ylabel("FSD (1/Å or 1/rad" + (", log scale)" if values else ")"))
+    ax.set_title("Force smoothness deviation per scan and bond type (lower is smoother)")
+    ax.grid(axis="y", which="major", color="0.9")
+    ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _save(fig, Path(path))
 

@@ -20,6 +20,29 @@ def fmt(value, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
+#: Characters that Markdown (GitHub flavour, with its $math$) would interpret, backslash-escaped.
+_MD_SPECIAL = "\\`*_[]|$~#!"
+
+
+def md_escape(text: object) -> str:
+    """``text`` as literal Markdown: HTML (``<``, ``>``, ``&``) as entities, Markdown and math
+    punctuation (``\\ ` * _ [ ] | $ ~ # !``) backslash-escaped, newlines as spaces; for scan ids,
+    paths and error text in ``summary.md``."""
+    out = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = "".join("\\" + c if c in _MD_SPECIAL else c for c in out)
+    return " ".join(out.splitlines())
+
+
+def _md_code(text: str) -> str:
+    """``text`` as a Markdown code span (literal), or escaped when it holds a backtick or a newline."""
+    return f"`{text}`" if "`" not in text and "\n" not in text else md_escape(text)
+
+
+def _md_rows(rows: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Table rows with every cell escaped, except the bold ``**all**`` row label."""
+    return [[c if c == "**all**" else md_escape(c) for c in row] for row in rows]
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -94,42 +117,70 @@ def discontinuity_rows(metrics, limit: int = 50) -> tuple[list[str], list[list[s
     return header, rows
 
 
+def published_rows(summary: dict) -> list[list[str]]:
+    """The nine published means of the headline scans, with units."""
+    unit = summary.get("unit", "1/Å")
+    return [[label, *(fmt(summary[f"{r}_{key}"]) for r in ("full", "compress", "stretch"))]
+            for key, label in (("smoothness", f"FSD ({unit})"),
+                               ("energy_mae", "energy MAE (eV; offset-sensitive: see aligned E MAE)"),
+                               ("forces_mae", "force MAE (eV/Å)"))]
+
+
+def kind_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
+    """Rows per scan kind, each with its own FSD unit (compress/stretch are not defined for torsions)."""
+    header = ["kind", "scans", "FSD full", "FSD compress", "FSD stretch", "unit", "skill full"]
+    rows = [[kind, str(b["n_scans"]), fmt(b["full_smoothness"]), fmt(b["compress_smoothness"]),
+             fmt(b["stretch_smoothness"]), b["unit"], fmt(b["full_smoothness_skill"], 3)]
+            for kind, b in summary.get("by_kind", {}).items()]
+    return header, rows
+
+
+def _escaped(table: tuple[list[str], list[list[str]]]) -> tuple[list[str], list[list[str]]]:
+    return table[0], _md_rows(table[1])
+
+
 def summary_markdown(result) -> str:
     """The ``summary.md`` text of a :class:`~pesprobe.evaluate.BSCTResult`."""
     summary = result.summary
     header, rows = summary_rows(summary)
-    published = markdown_table(["metric", "full", "compress", "stretch"], [
-        [label, *(fmt(summary[f"{r}_{key}"]) for r in ("full", "compress", "stretch"))]
-        for key, label in (("smoothness", "FSD (Å⁻¹)"), ("energy_mae", "energy MAE (eV)"),
-                           ("forces_mae", "force MAE (eV/Å)"))])
-    worst = markdown_table(["scan", "FSD full"], [[w["id"], fmt(w["full_smoothness"])] for w in summary["worst"]])
+    published = markdown_table(["metric", "full", "compress", "stretch"], published_rows(summary))
+    worst = markdown_table(["scan", "FSD full"], _md_rows([[w["id"], fmt(w["full_smoothness"])]
+                                                        for w in summary["worst"]]))
     parts = [
-        f"# BSCT summary: {result.potential}",
-        f"Data: `{result.source}` — {summary['n_scans']} scans, {summary['n_frames']} frames, "
+        f"# BSCT summary: {md_escape(result.potential)}",
+        f"Data: {_md_code(result.source)} — {summary['n_scans']} scans, {summary['n_frames']} frames, "
         f"{summary['n_failed_frames']} failed frames, {summary['n_flagged_scans']} flagged scans, "
         f"{summary['n_unscored_scans']} unscored scans, {len(result.problems)} data problems.",
-        "## Published metrics (mean over scans)", published,
-        "## Per bond type: mean (median)", markdown_table(header, rows),
-        "## Spread of full FSD (Å⁻¹) per bond type", markdown_table(*spread_rows(summary)),
+        f"## Published metrics (mean over {summary.get('headline', 'all scans')})", published,
+        *(["## Per scan kind (each in its own unit)", markdown_table(*kind_rows(summary))]
+          if len(summary.get("by_kind", {})) > 1 else []),
+        "## Per bond type: mean (median)", markdown_table(header, _md_rows(rows)),
+        "## Spread of full FSD (Å⁻¹) per bond type", markdown_table(*_escaped(spread_rows(summary))),
         "## Worst scans by full FSD", worst,
         "## Smoothness verdict: null ceiling, skill, roughness, discontinuities",
-        markdown_table(*verdict_rows(summary)),
+        markdown_table(*_escaped(verdict_rows(summary))),
         "\n".join(f"- {note}" for note in VERDICT_NOTES),
     ]
     found = discontinuity_rows(result.metrics)
-    parts.append(markdown_table(*found) if found[1] else "No discontinuity found.")
+    parts.append(markdown_table(*_escaped(found)) if found[1] else "No discontinuity found.")
+    from pesprobe.report.yardsticks import next_steps, yardstick_rows, yardsticks
+
+    parts += ["## Yardsticks (mean full FSD per bond type, 1/Å)", markdown_table(*yardstick_rows(summary)),
+              f"Reference rows: {yardsticks()['source']}; made by `{yardsticks()['command']}`.",
+              "## What to do next", "\n".join(f"{i}. {line}" for i, line in enumerate(next_steps(summary), 1))]
     if summary["n_unlabelled_scans"]:
         parts.append(f"{summary['n_unlabelled_scans']} scans have no reference labels: only the reference-free "
                      "figures (roughness, discontinuities) are reported for them.")
     parts += [
         "FSD: largest change of the log ratio of model to reference squared force deviation per Å "
-        "(lower is smoother; an ideal model scores near 0). Aligned energy MAE compares energies after "
-        "zeroing both curves at the reference minimum.",
+        "(lower is smoother; 0 only for a model that reproduces the reference's force curve, and its ceiling is "
+        "the null FSD below: see the yardsticks). Aligned energy MAE compares energies after zeroing both curves "
+        "at the reference minimum.",
     ]
     failures = result.failures
     if failures:
-        lines = [f"- {f.get('path') or f.get('scan')}{' frame ' + str(f['frame']) if 'frame' in f else ''}: "
-                 f"{f['error']}" for f in failures[:50]]
+        lines = [f"- {md_escape(f.get('path') or f.get('scan'))}{' frame ' + str(f['frame']) if 'frame' in f else ''}: "
+                 f"{md_escape(f['error'])}" for f in failures[:50]]
         more = [f"- … and {len(failures) - 50} more (see results.json)"] if len(failures) > 50 else []
         parts += ["## Failures and data problems", "\n".join(lines + more)]
     return "\n\n".join(parts) + "\n"
