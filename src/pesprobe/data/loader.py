@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from pesprobe.data.compact import read_compact, write_compact
@@ -16,6 +18,11 @@ from pesprobe.data.scan import LoadProblem, ScanSet
 #: (2: frames without an energy= key are reported; 3: unreadable files, duplicate frame files,
 #: non-finite coordinates and energies are data problems, listed in ``meta["data_problems"]``).
 CACHE_VERSION = "3"
+#: Default bounds of the scan cache (``$PESPROBE_CACHE_MAX_MB``, ``$PESPROBE_CACHE_MAX_DAYS``): entries
+#: unused for longer than the age bound are removed, then the least recently used until the total
+#: size is under the size bound. The entry being read or written is always kept.
+CACHE_MAX_MB = 2048.0
+CACHE_MAX_DAYS = 30.0
 
 
 def cache_dir() -> Path:
@@ -24,6 +31,47 @@ def cache_dir() -> Path:
         return Path(os.environ["PESPROBE_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "pesprobe"
+
+
+def _bound(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+def prune_cache(keep: Path | None = None) -> list[Path]:
+    """Bound the scan cache: remove entries unused for ``$PESPROBE_CACHE_MAX_DAYS`` days (default
+    :data:`CACHE_MAX_DAYS`), then the least recently used until the entries total at most
+    ``$PESPROBE_CACHE_MAX_MB`` MiB (default :data:`CACHE_MAX_MB`). ``keep`` is never removed.
+    "Used" is the file's modification time, refreshed on every cache hit. Entries that vanish
+    meanwhile (another run pruning) are skipped; errors never stop a run. Returns the removed files."""
+    folder = cache_dir()
+    entries = []
+    for path in folder.glob("scans-*.npz"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        entries.append((stat.st_mtime, stat.st_size, path))
+    entries.sort()  # oldest first
+    max_age = _bound("PESPROBE_CACHE_MAX_DAYS", CACHE_MAX_DAYS) * 86400
+    budget = _bound("PESPROBE_CACHE_MAX_MB", CACHE_MAX_MB) * 2**20
+    total = sum(size for _, size, _ in entries)
+    now = time.time()
+    removed = []
+    for mtime, size, path in entries:
+        if keep is not None and path == keep:
+            continue
+        if now - mtime > max_age or total > budget:
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            total -= size
+            removed.append(path)
+    return removed
 
 
 def content_key(root: Path) -> str:
@@ -87,6 +135,8 @@ def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
         try:
             scans = read_compact(target)
             scans.source = str(path)
+            with contextlib.suppress(OSError):
+                os.utime(target)  # recently used: pruned last
             return scans
         except ValueError:
             target.unlink(missing_ok=True)
@@ -95,6 +145,8 @@ def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
         write_compact(scans, target)
     except OSError as exc:  # an unwritable cache must not stop the run
         scans.problems.append(LoadProblem(str(target), f"could not write scan cache ({exc})"))
+    else:
+        prune_cache(keep=target)
     return scans
 
 

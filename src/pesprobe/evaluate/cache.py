@@ -39,20 +39,25 @@ class PredictionCache:
         digest = hashlib.sha256(np.ascontiguousarray(refined, dtype=np.float64).tobytes()).hexdigest()[:16]
         return self.folder / f"{scan.content_hash()[:32]}.refined-{digest}.npz"
 
-    def get_refined(self, scan: Scan, positions: np.ndarray) -> Predictions | None:
+    def get_refined(self, scan: Scan, positions: np.ndarray, timeout: float | None = None) -> Predictions | None:
         """Cached predictions on the detector's refined frames ``positions`` (m, n_atoms, 3) of ``scan``."""
-        return self._read(self._path(scan, positions), positions.shape)
+        return self._read(self._path(scan, positions), positions.shape, timeout)
 
-    def put_refined(self, scan: Scan, positions: np.ndarray, pred: Predictions) -> None:
+    def put_refined(self, scan: Scan, positions: np.ndarray, pred: Predictions, fatal: str = "") -> None:
         """Store the predictions on the refined frames ``positions`` of ``scan`` atomically."""
-        self._write(self._path(scan, positions), pred)
+        self._write(self._path(scan, positions), pred, fatal)
 
-    def get(self, scan: Scan) -> Predictions | None:
+    def get(self, scan: Scan, timeout: float | None = None) -> Predictions | None:
         """Cached predictions for ``scan``, or None (also for an unreadable or mismatched file, and for
-        a scan on which every frame failed: that is usually a setup error, fixed by the next run)."""
-        return self._read(self._path(scan), scan.ref_forces.shape)
+        a scan on which every frame failed: that is usually a setup error, fixed by the next run).
 
-    def _read(self, path: Path, shape: tuple[int, ...]) -> Predictions | None:
+        A scan that failed fatally (stored with ``fatal``) is returned even though every frame
+        failed, so a resumed run goes past a calculator that crashes on it: ``"crashed"`` always,
+        ``"timeout:<seconds>"`` unless this run allows more time (``timeout`` larger, or None).
+        """
+        return self._read(self._path(scan), scan.ref_forces.shape, timeout)
+
+    def _read(self, path: Path, shape: tuple[int, ...], timeout: float | None = None) -> Predictions | None:
         if not path.exists():
             return None
         try:
@@ -62,19 +67,36 @@ class PredictionCache:
                 errors = {int(k): v for k, v in json.loads(str(data["errors"])).items()}
                 pred = Predictions(energy=data["energy"], forces=data["forces"], failed=data["failed"],
                                    errors=errors, seconds=float(data["seconds"]))
+                fatal = str(data["fatal"]) if "fatal" in data.files else ""
         except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
             return None
-        if pred.forces.shape != tuple(shape) or pred.failed.all():
+        if pred.forces.shape != tuple(shape):
+            return None
+        if pred.failed.all() and len(pred.failed) and not _still_fatal(fatal, timeout):
             return None
         return pred
 
-    def put(self, scan: Scan, pred: Predictions) -> None:
-        """Store ``pred`` for ``scan`` atomically."""
-        self._write(self._path(scan), pred)
+    def put(self, scan: Scan, pred: Predictions, fatal: str = "") -> None:
+        """Store ``pred`` for ``scan`` atomically; ``fatal``: ``"crashed"`` or ``"timeout:<seconds>"``
+        for a scan whose worker died or was killed (see :meth:`get`)."""
+        self._write(self._path(scan), pred, fatal)
 
-    def _write(self, path: Path, pred: Predictions) -> None:
+    def _write(self, path: Path, pred: Predictions, fatal: str = "") -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write(path, {
             "identity": np.array(self.identity), "energy": pred.energy, "forces": pred.forces,
             "failed": pred.failed, "errors": np.array(json.dumps({str(k): v for k, v in pred.errors.items()})),
-            "seconds": np.array(pred.seconds)})
+            "seconds": np.array(pred.seconds), "fatal": np.array(fatal)})
+
+
+def _still_fatal(fatal: str, timeout: float | None) -> bool:
+    """Whether a fatal failure recorded as ``fatal`` holds for a run with ``timeout``."""
+    if fatal == "crashed":
+        return True
+    if fatal.startswith("timeout:"):
+        try:
+            recorded = float(fatal.split(":", 1)[1])
+        except ValueError:
+            return False
+        return timeout is not None and timeout <= recorded
+    return False

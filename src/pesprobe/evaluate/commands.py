@@ -22,12 +22,27 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
     return index, count
 
 
+def _first_error(result) -> str:
+    """The first failure of ``result`` as ``scan frame k: error`` (or the first data problem)."""
+    for failure in result.failures:
+        if failure["kind"] == "frame":
+            return f"{failure['scan']} frame {failure['frame']}: {failure['error']}"
+    for failure in result.failures:
+        return f"{failure.get('scan') or failure.get('path')}: {failure['error']}"
+    return "no scans in the data"
+
+
 def _print_summary(result, out: Path | None) -> None:
     from pesprobe.report.tables import markdown_table, summary_rows
 
+    s = result.summary
+    if s["n_scans"] == s["n_unscored_scans"]:
+        written = f" (outputs in {out})" if out is not None else ""
+        typer.echo(f"error: no scan could be scored ({s['n_scans']} scans, {s['n_failed_frames']} failed frames, "
+                   f"{len(result.problems)} data problems); first error: {_first_error(result)}{written}", err=True)
+        raise typer.Exit(1)
     header, rows = summary_rows(result.summary)
     typer.echo(markdown_table(header, rows).replace("**", ""))
-    s = result.summary
     typer.echo(f"\n{result.potential}: mean FSD full {s['full_smoothness']:.4g}, compress {s['compress_smoothness']:.4g}, "
                f"stretch {s['stretch_smoothness']:.4g} (1/Å) over {s['n_scans'] - s['n_unscored_scans']} of "
                f"{s['n_scans']} scans ({s['n_unscored_scans']} unscored); "
@@ -48,13 +63,23 @@ def bsct(
     shard: Annotated[Optional[str], typer.Option(help="Evaluate only slice I of N (0-based), e.g. 0/4.")] = None,
     plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Write a figure for every scan.")] = False,
     resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Reuse cached model results in OUT/cache.")] = True,
+    threads: Annotated[int, typer.Option(min=1, help="Threads (OpenMP, torch) of the main process and of every "
+                                                     "worker.")] = 1,
+    isolate: Annotated[bool, typer.Option("--isolate/--no-isolate",
+                                          help="Evaluate scans in a worker process even with --jobs 1, so a "
+                                               "calculator that crashes (segfault) fails its scan, not the run. "
+                                               "Always on with --jobs > 1 or --timeout.")] = False,
+    timeout: Annotated[Optional[float], typer.Option(min=0.001, help="Seconds one scan may take; a scan still "
+                                                                     "running then is killed and fails.")] = None,
 ) -> None:
     """Run the Bond Smoothness Characterization Test of a potential on a scan set."""
     from pesprobe.evaluate import evaluate
+    from pesprobe.evaluate.lock import OutputBusyError
 
     try:
-        result = evaluate(calc, data, out=out, jobs=jobs, shard=_parse_shard(shard), plots=plots, resume=resume)
-    except (SpecError, FileNotFoundError, ValueError) as exc:
+        result = evaluate(calc, data, out=out, jobs=jobs, shard=_parse_shard(shard), plots=plots, resume=resume,
+                          threads=threads, isolate=isolate, timeout=timeout)
+    except (SpecError, FileNotFoundError, ValueError, OutputBusyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     _print_summary(result, out)

@@ -7,10 +7,11 @@ results cached per (potential, scan) so that an interrupted run resumes.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +23,30 @@ from pesprobe.data.embedded import embedded_scans_path
 from pesprobe.data.scan import Scan
 from pesprobe.evaluate.cache import PredictionCache
 from pesprobe.evaluate.calls import safe_predict
+from pesprobe.evaluate.isolation import TIMED_OUT, IsolatedPool, Outcome, start_context
+from pesprobe.evaluate.lock import output_lock
 from pesprobe.evaluate.refine import empty_predictions, refine
 from pesprobe.evaluate.result import BSCTResult
 from pesprobe.metrics import refinement_plan, scan_metrics
 from pesprobe.potentials.base import Potential, Predictions
 from pesprobe.potentials.registry import as_potential, resolve
 from pesprobe.potentials.threads import limit_threads
+from pesprobe.evaluate.threadlimit import thread_limit
 
-# Worker-process state, set before the pool forks (or in the initializer with spawn).
+# Worker-process state, set before the workers fork (or in the initializer with spawn).
 _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(potential: Potential | None, spec: str | None, scans: list[Scan] | None,
-                 cached: dict[int, Predictions], detect: bool) -> None:
-    limit_threads(1)
+                 cached: dict[int, Predictions] | None, detect: bool, threads: int | None) -> None:
+    if threads is not None:
+        limit_threads(threads)
     if potential is None and spec is not None:
         potential = resolve(spec)
-    _WORKER.update(potential=potential, cached=cached, detect=detect)
-    if scans is not None:
-        _WORKER["scans"] = scans
+    _WORKER["detect"] = detect
+    for key, value in (("potential", potential), ("scans", scans), ("cached", cached)):
+        if value is not None:
+            _WORKER[key] = value
 
 
 def _evaluate_scan(potential: Potential, scan: Scan, cached: Predictions | None,
@@ -51,35 +57,60 @@ def _evaluate_scan(potential: Potential, scan: Scan, cached: Predictions | None,
     return pred, refine(potential, scan, pred) if detect else None
 
 
-def _predict_in_worker(index: int) -> tuple[int, Predictions, Predictions | None]:
-    return (index, *_evaluate_scan(_WORKER["potential"], _WORKER["scans"][index], _WORKER["cached"].get(index),
-                                   _WORKER["detect"]))
+def _predict_in_worker(index: int) -> Predictions:
+    cached = _WORKER["cached"].get(index)
+    if cached is not None:
+        return cached
+    scan = _WORKER["scans"][index]
+    return safe_predict(_WORKER["potential"], scan.numbers, scan.positions, scan.cell, scan.pbc)
+
+
+def _refine_in_worker(index: int, pred: Predictions) -> Predictions | None:
+    return refine(_WORKER["potential"], _WORKER["scans"][index], pred) if _WORKER["detect"] else None
+
+
+def _cuda_in_use() -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized()
 
 
 def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo: list[int], jobs: int,
-                 cached: dict[int, Predictions],
-                 detect: bool) -> Iterator[tuple[int, Predictions, Predictions | None]]:
-    if jobs <= 1 or len(todo) <= 1:
-        for i in todo:
-            yield (i, *_evaluate_scan(potential, scans[i], cached.get(i), detect))
+                 cached: dict[int, Predictions], detect: bool, isolate: bool = False,
+                 timeout: float | None = None, threads: int | None = 1) -> Iterator[Outcome]:
+    """One :class:`Outcome` per scan of ``todo``: in this process, or in worker processes when
+    ``jobs > 1``, ``isolate`` or ``timeout`` (see :mod:`pesprobe.evaluate.isolation`)."""
+    if not todo:
         return
-    if "fork" in mp.get_all_start_methods():
+    if jobs <= 1 and not isolate and timeout is None:
+        for i in todo:
+            yield Outcome(i, *_evaluate_scan(potential, scans[i], cached.get(i), detect))
+        return
+    ctx = start_context()
+    if ctx.get_start_method() == "fork" and _cuda_in_use():
+        ctx = mp.get_context("spawn")  # a forked child cannot use the parent's CUDA context
+    if ctx.get_start_method() == "fork":
         # fork: the potential and the scans are inherited, nothing is pickled
         _WORKER.update(potential=potential, scans=scans, cached=cached, detect=detect)
-        ctx, initargs = mp.get_context("fork"), (potential, None, None, cached, detect)
+        initargs = (None, None, None, None, detect, threads)
     else:
-        ctx, initargs = mp.get_context("spawn"), (None if spec else potential, spec, scans, cached, detect)
+        initargs = (None if spec else potential, spec, scans, cached, detect, threads)
+
+    def refined_frames(index: int, pred: Predictions) -> int | None:
+        return refinement_plan(scans[index], pred).n_frames if detect else None
+
+    pool = IsolatedPool(jobs=min(max(jobs, 1), len(todo)), ctx=ctx, init=_init_worker, initargs=initargs,
+                        predict=_predict_in_worker, finish=_refine_in_worker, timeout=timeout,
+                        shape=lambda i: (scans[i].n_frames, scans[i].n_atoms), refined_frames=refined_frames)
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=initargs) as pool:
-            yield from pool.map(_predict_in_worker, todo, chunksize=1)
+        yield from pool.run(todo)
     finally:
         _WORKER.clear()
 
 
 def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = None, jobs: int = 1,
              shard: tuple[int, int] | None = None, plots: bool = False, progress: bool = True,
-             resume: bool = True, name: str | None = None, detect: bool = True) -> BSCTResult:
+             resume: bool = True, name: str | None = None, detect: bool = True, threads: int | None = 1,
+             isolate: bool = False, timeout: float | None = None) -> BSCTResult:
     """Run BSCT: evaluate ``calc`` on every scan of ``data`` and score it.
 
     Parameters
@@ -93,8 +124,10 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
     out : str or Path, optional
         Output folder: ``results.json``, ``results.csv``, ``summary.md``, ``report.html``,
         ``plots/`` and the prediction cache ``cache/`` (for resuming). Nothing is written if None.
+        One run at a time per folder (:func:`~pesprobe.evaluate.lock.output_lock`).
     jobs : int
-        Worker processes (each evaluates whole scans).
+        Worker processes (each evaluates whole scans). With ``jobs > 1`` the scans always run in
+        isolated workers (see ``isolate``).
     shard : (index, count), optional
         Evaluate only the ``index``-th (0-based) of ``count`` deterministic slices; combine the
         outputs with :func:`pesprobe.evaluate.merge`.
@@ -110,14 +143,42 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
         Run the discontinuity detector's extra model calls (refined frames around candidates; at
         most :data:`~pesprobe.metrics.discontinuity.MAX_CANDIDATES` × REFINE_POINTS frames per scan).
         Without them every candidate is reported unconfirmed.
+    threads : int or None
+        OpenMP and torch threads of this process and of every worker during the run (restored
+        afterwards); the same count everywhere, so results do not depend on ``jobs``. None: leave
+        the process's settings as they are.
+    isolate : bool
+        Evaluate scans in worker processes even with ``jobs=1``: a calculator that crashes the
+        process (segfault, abort) fails its scan instead of ending the run.
+    timeout : float, optional
+        Seconds one scan (all its frames and refined frames) may take; a scan still running then
+        is killed with its worker and fails with the reason. Implies worker processes.
 
     Returns
     -------
     BSCTResult
+
+    Raises
+    ------
+    OutputBusyError
+        If another run is writing into ``out``.
     """
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     spec = calc if isinstance(calc, str) else None
     potential = resolve(calc) if spec else as_potential(calc, name=name)
     scanset = data if isinstance(data, ScanSet) else load_scans(embedded_scans_path() if data is None else data)
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            stack.enter_context(output_lock(out))
+        stack.enter_context(thread_limit(threads))
+        return _run(potential, spec, scanset, out, jobs, shard, plots, progress, resume, name, detect, threads,
+                    isolate, timeout)
+
+
+def _run(potential: Potential, spec: str | None, scanset: ScanSet, out: str | Path | None, jobs: int,
+         shard: tuple[int, int] | None, plots: bool, progress: bool, resume: bool, name: str | None, detect: bool,
+         threads: int | None, isolate: bool, timeout: float | None) -> BSCTResult:
     order = scanset.ids()
     if shard is not None:
         scanset = scanset.shard(*shard)
@@ -128,26 +189,29 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
     cached: dict[int, Predictions] = {}
     if cache is not None and resume:
         for i, scan in enumerate(scans):
-            pred = cache.get(scan)
+            pred = cache.get(scan, timeout=timeout)
             if pred is None:
                 continue
             cached[i] = pred
             plan = refinement_plan(scan, pred) if detect else None
             if plan is None or plan.n_frames == 0:
                 results[i], refined[i] = pred, (None if plan is None else empty_predictions(scan.n_atoms))
-            elif (extra := cache.get_refined(scan, plan.positions)) is not None:
+            elif (extra := cache.get_refined(scan, plan.positions, timeout=timeout)) is not None:
                 results[i], refined[i] = pred, extra
     todo = [i for i in range(len(scans)) if i not in results]
     start = time.perf_counter()
     bar = tqdm(total=len(scans), initial=len(results), desc=f"BSCT {name or potential.name}", unit="scan",
                disable=not progress)
     with bar:
-        for i, pred, extra in _predictions(potential, spec, scans, todo, jobs, cached, detect):
+        for outcome in _predictions(potential, spec, scans, todo, jobs, cached, detect, isolate=isolate,
+                                    timeout=timeout, threads=threads):
+            i, pred, extra = outcome.index, outcome.pred, outcome.extra
             results[i], refined[i] = pred, extra
             if cache is not None:
-                cache.put(scans[i], pred)
+                fatal = f"{TIMED_OUT}:{timeout:g}" if outcome.fatal == TIMED_OUT else outcome.fatal
+                cache.put(scans[i], pred, fatal=fatal)
                 if extra is not None and len(extra.failed):
-                    cache.put_refined(scans[i], refinement_plan(scans[i], pred).positions, extra)
+                    cache.put_refined(scans[i], refinement_plan(scans[i], pred).positions, extra, fatal=fatal)
             bar.update(1)
     metrics = [scan_metrics(scan, results[i], refined[i]) for i, scan in enumerate(scans)]
     result = BSCTResult(metrics=metrics, problems=list(scanset.problems), potential=name or potential.name,
