@@ -100,7 +100,7 @@ def test_bond_scans_round_trip_published_layout_and_bsct(tmp_path, molecules_fil
     again = build_scans(structures, out, ScanSettings(n_points=20), bond_types=("C-C", "C-O", "C-N"),
                         progress=False)
     assert again.reused == 3 and again.n_labelled == 0 and again.scans.ids() == ids
-    for work_file in (out / ".build" / "scans").glob("C-N__H3CNH2_0-1-*.npz"):
+    for work_file in (tmp_path / "set.build" / "scans").glob("C-N__H3CNH2_0-1-*.npz"):
         work_file.unlink()
     third = build_scans(structures, out, ScanSettings(n_points=20), bond_types=("C-C", "C-O", "C-N"),
                         progress=False)

@@ -114,8 +114,10 @@ def test_crystal_supercell_and_single_atom_scan():
     assert len(plans) == 1
     plan = plans[0]
     grid = np.linspace(*bond_grid(29, 29, 30))
-    frames, unit = crystal_bond_scan(s.positions, plan.atoms[1], plan.anchor, grid)
+    frames, unit = crystal_bond_scan(plan.structure.positions, plan.atoms[1], plan.anchor, grid)
     np.testing.assert_allclose(np.linalg.norm(frames[:, plan.atoms[1]] - plan.anchor, axis=1), grid, atol=1e-10)
+    np.testing.assert_allclose(plan.anchor, plan.structure.positions[plan.atoms[0]])  # the pair is adjacent
+    assert plan.max_length == pytest.approx(3.6 / np.sqrt(2))  # fcc: the nearest-neighbour distance
     others = np.arange(len(big)) != plan.atoms[1]
     assert np.array_equal(frames[:, others], np.broadcast_to(s.positions[others], frames[:, others].shape))
 

@@ -2,6 +2,12 @@
 
 PySCF is an optional extra (``pip install pesprobe[pyscf]``); it is imported only when a factory is made.
 Molecules only (no periodic boundary conditions).
+
+Along a scan (one calculator, frames in order, as :func:`pesprobe.scan.label.label_frames` runs them)
+each SCF starts from the density matrix of the last converged frame instead of PySCF's atomic guess:
+neighbouring frames differ by a small displacement, so this converges in fewer cycles and follows the
+same electronic state. A frame that still fails is retried by :meth:`PySCFCalculator.for_retry`:
+second-order SCF (``mf.newton()``) from that same density, with more cycles.
 """
 
 from __future__ import annotations
@@ -41,15 +47,41 @@ class PySCFCalculator(Calculator):
         SCF iteration limit; an SCF that does not converge raises ``CalculationFailed``.
     conv_tol : float
         SCF energy convergence threshold in hartree.
+    warm_start : bool
+        Start each SCF from the density matrix of the last converged calculation of this calculator
+        (same elements, basis, charge and spin), else from PySCF's default guess.
+    newton : bool
+        Second-order SCF (``mf.newton()``): slower per cycle, but converges where plain DIIS
+        oscillates; :meth:`for_retry` turns it on.
     """
 
     implemented_properties = ["energy", "forces"]
     default_parameters = {"xc": "pbe", "basis": "def2-svp", "charge": 0, "spin": 0, "max_cycle": 100,
-                          "conv_tol": 1e-9}
+                          "conv_tol": 1e-9, "warm_start": True, "newton": False}
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, guess: dict | None = None, **kwargs: Any) -> None:
         self._pyscf = _import_pyscf()
         super().__init__(**kwargs)
+        #: The last converged density matrix (``"dm"``) and what it belongs to (``"key"``); shared with
+        #: the calculators :meth:`for_retry` makes, so a converged retry seeds the next frame.
+        self.guess = guess if guess is not None else {"dm": None, "key": None}
+        #: Whether the last SCF started from :attr:`guess` (False: PySCF's default guess).
+        self.used_guess = False
+        #: SCF cycles run by this calculator so far (as PySCF counts them; first-order SCF only).
+        self.cycles_total = 0
+
+    def for_retry(self, iteration_factor: int = 4) -> "PySCFCalculator":
+        """A calculator for the retry of a failed frame: second-order SCF (``newton``) with
+        ``iteration_factor`` times the cycle limit, starting from the last converged density of this
+        calculator (the previous frame's along a scan); what it converges seeds the next frame."""
+        params = dict(self.parameters)
+        params.update(newton=True, max_cycle=int(params["max_cycle"]) * int(iteration_factor))
+        return PySCFCalculator(guess=self.guess, **params)
+
+    @property
+    def retry_description(self) -> str:
+        """How :meth:`for_retry` retries (for error messages)."""
+        return "retry with second-order SCF (newton) from the previous frame's density"
 
     def calculate(self, atoms=None, properties=("energy", "forces"), system_changes=all_changes) -> None:
         """Run the SCF and the nuclear gradient for ``atoms``."""
@@ -66,11 +98,22 @@ class PySCFCalculator(Calculator):
         else:
             mf = dft.RKS(mol) if int(p.spin) == 0 else dft.UKS(mol)
             mf.xc = p.xc
+        if p.get("newton"):
+            mf = mf.newton()
         mf.max_cycle = int(p.max_cycle)
         mf.conv_tol = float(p.conv_tol)
-        energy = mf.kernel()
+        key = (tuple(self.atoms.numbers.tolist()), str(p.basis).lower(), int(p.charge), int(p.spin),
+               str(p.xc).lower() == "hf")
+        dm0 = self.guess["dm"] if p.get("warm_start", True) and self.guess["key"] == key else None
+        self.used_guess = dm0 is not None
+        energy = mf.kernel(dm0=dm0)
+        self.cycles_total += int(getattr(mf, "cycles", 0) or 0)
         if not mf.converged:
-            raise CalculationFailed(f"PySCF SCF ({p.xc}/{p.basis}) not converged in {p.max_cycle} cycles")
+            how = "second-order SCF" if p.get("newton") else "SCF"
+            start = "previous frame's density" if self.used_guess else "default guess"
+            raise CalculationFailed(f"PySCF {how} ({p.xc}/{p.basis}) not converged in {p.max_cycle} cycles "
+                                    f"(from the {start})")
+        self.guess.update(dm=np.asarray(mf.make_rdm1()), key=key)
         gradient = np.asarray(mf.nuc_grad_method().kernel(), dtype=float)
         self.results = {"energy": float(energy) * Hartree, "forces": -gradient * Hartree / Bohr}
 

@@ -8,8 +8,11 @@ Output of :func:`build_scans` with ``out=DIR``:
     All scans (bond, angle, torsion) in the pesprobe compact format.
 ``DIR/build.json``
     Settings, the scans made, dropped scans and input problems, timings.
-``DIR/.build/``
-    Per-structure and per-scan work files; a rerun skips every scan found there (resume).
+``DIR.build/`` (beside ``DIR``, like ``DIR.npz``; :func:`work_folder_path`)
+    Per-structure and per-scan work files; a rerun skips every scan found there (resume). It is kept
+    out of ``DIR`` so that ``DIR`` holds the published layout only (other BSCT readers take every
+    sub-folder for scans). Earlier builds kept it in ``DIR/.build/``: the next build
+    moves such a folder to ``DIR.build/`` and resumes from it.
 """
 
 from __future__ import annotations
@@ -121,8 +124,9 @@ def _plan_key(plan: ScanPlan, settings: ScanSettings) -> str:
     h = hashlib.sha256(_structure_key(plan.structure, settings).encode())
     for arr in (np.asarray(plan.atoms, dtype=np.int64), np.asarray(plan.labels, dtype=np.int64)):
         h.update(np.ascontiguousarray(arr).tobytes())
-    if plan.anchor is not None:
+    if plan.anchor is not None:  # crystal scans: unwrapped mover, grid cut at the neighbour shell (v2)
         h.update(np.ascontiguousarray(np.round(plan.anchor, 8)).tobytes())
+        h.update(json.dumps(["crystal-v2", round(float(plan.max_length or 0.0), 8)]).encode())
     h.update(json.dumps([plan.kind, asdict(settings)], sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
 
@@ -153,8 +157,34 @@ def _remove_stale_folders(out: Path, kept: set[str]) -> None:
                 folder.parent.rmdir()  # the bond-type folder, now empty
 
 
+#: Where builds before the work folder moved beside the output kept it, relative to the output folder.
+LEGACY_WORK_FOLDER = ".build"
+
+
+def work_folder_path(out: str | Path) -> Path:
+    """The work folder of output folder ``out``: ``<out>.build`` beside it (absolute)."""
+    out = Path(os.path.abspath(out))
+    return out.with_name(out.name + ".build")
+
+
+def adopt_legacy_work_folder(out: Path, work: Path) -> bool:
+    """Move the work files of an older build from ``out/.build`` into ``work`` (files already in
+    ``work`` win) and remove ``out/.build``; True if there was one. A symlink there is left alone."""
+    legacy = out / LEGACY_WORK_FOLDER
+    if not legacy.is_dir() or legacy.is_symlink():
+        return False
+    for path in sorted(legacy.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            target = work / path.relative_to(legacy)
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(path), str(target))
+    shutil.rmtree(legacy)
+    return True
+
+
 class WorkFolder:
-    """Per-structure and per-scan work files under ``<out>/.build`` (atomic writes; presence = done).
+    """Per-structure and per-scan work files under ``<out>.build`` (atomic writes; presence = done).
 
     Scan files are named by scan id and :func:`_plan_key`, so a scan is reused only for the same
     structure, atoms and settings, never for another molecule that got the same name."""
@@ -237,7 +267,8 @@ def build_scans(structures: list[Structure], out: str | Path, settings: ScanSett
     structures : list of Structure
         Inputs (SMILES-embedded ones are relaxed with the reference first).
     out : str or Path
-        Output folder (published layout for bond scans, ``build.json``, work files).
+        Output folder (published layout for bond scans, ``build.json``); work files go to
+        ``<out>.build`` beside it (:func:`work_folder_path`).
     settings : ScanSettings, optional
         Reference SPEC, points per scan, failure limit ...
     kinds : tuple of str
@@ -266,7 +297,8 @@ def build_scans(structures: list[Structure], out: str | Path, settings: ScanSett
         raise ValueError(f"unknown scan kind(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     out = Path(out)
     compact = Path(compact) if compact is not None else out.with_name(out.name + ".npz")
-    work = WorkFolder(out / ".build")
+    work = WorkFolder(work_folder_path(out))
+    adopt_legacy_work_folder(out, work.root)
     problems = list(problems or [])
     structures = unique_names(list(structures))
     n_primitive = {s.name: len(s.numbers) for s in structures}
@@ -343,6 +375,6 @@ def build_scans(structures: list[Structure], out: str | Path, settings: ScanSett
         "per_type": per_type, "seed": seed, "structures": len(structures), "prepared": len(ready),
         "scans": [s.id for s in kept], "dropped": report.dropped, "notes": report.notes,
         "problems": [str(p) for p in problems], "reused": report.reused, "n_labelled": report.n_labelled,
-        "seconds": report.seconds, "compact": str(compact),
+        "seconds": report.seconds, "compact": str(compact), "work_folder": str(work.root),
     })
     return report

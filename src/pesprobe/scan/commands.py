@@ -78,7 +78,7 @@ def build(
 ) -> None:
     """Generate scans, label them with the reference, and write the published layout plus a compact file.
 
-    Resumable: rerunning the same command skips the scans already in OUT/.build.
+    Resumable: rerunning the same command skips the scans already in OUT.build/ (beside OUT).
     """
     from pesprobe.scan.build import build_scans
     from pesprobe.scan.generate import ScanSettings

@@ -106,12 +106,30 @@ def prepare(structure: Structure, settings: ScanSettings, factory: Callable[[], 
     return structure
 
 
+def crystal_grid(perturb: tuple[float, float, int], reach: float) -> tuple[float, float, int]:
+    """The crystal grid: the published ``(start, end, n)`` with ``end`` cut to ``reach`` (Å, rounded
+    down to 1e-6 Å), the longest distance at which the partner is still the moving atom's nearest atom.
+
+    Raises
+    ------
+    ValueError
+        The reach does not exceed the grid's start.
+    """
+    end = math.floor(reach * 1e6) / 1e6
+    if end <= perturb[0]:
+        raise ValueError(f"another atom comes closer to the moving atom than its partner beyond {reach:.3f} Å, "
+                         f"before the scan's start at {perturb[0]:.3f} Å")
+    return (perturb[0], end, perturb[2])
+
+
 def _frames(plan: ScanPlan, settings: ScanSettings) -> tuple[np.ndarray, np.ndarray, dict]:
     """Frames (n, n_atoms, 3), coordinate (n,) and kind-specific metadata of ``plan``."""
     s, pos = plan.structure, plan.structure.positions
     if plan.kind == "bond":
         i, j = plan.atoms
         perturb = bond_grid(s.numbers[i], s.numbers[j], settings.n_points)
+        if plan.max_length is not None and plan.max_length < perturb[1]:
+            perturb = crystal_grid(perturb, plan.max_length)
         grid = np.linspace(*perturb)
         if plan.anchor is not None:
             frames, unit = crystal_bond_scan(pos, j, plan.anchor, grid)

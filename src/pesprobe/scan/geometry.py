@@ -163,7 +163,9 @@ def crystal_bond_scan(positions: np.ndarray, mover: int, anchor_position: np.nda
     mover : int
         The atom that moves; all others stay.
     anchor_position : ndarray, shape (3,)
-        Position (Å) of the neighbour's image nearest to ``mover``.
+        Position (Å) of the neighbour. :func:`pesprobe.scan.plan.crystal_plans` stores the mover
+        unwrapped (shifted by a lattice vector) so that this is the neighbour's own position and the
+        raw distance ``|frames[k, mover] - positions[neighbour]|`` is ``lengths[k]``.
     lengths : ndarray, shape (n_frames,)
         Target distances in Å.
 
@@ -178,3 +180,44 @@ def crystal_bond_scan(positions: np.ndarray, mover: int, anchor_position: np.nda
     frames = np.repeat(positions[None], len(lengths), axis=0)
     frames[:, mover] = anchor_position + np.asarray(lengths, dtype=float)[:, None] * unit
     return frames, unit
+
+
+def crystal_reach(positions: np.ndarray, cell: np.ndarray, partner: int, mover: int, unit: np.ndarray,
+                  longest: float) -> float:
+    """How far (Å, at most ``longest``) ``mover`` can go from ``partner`` along ``unit`` while no other
+    atom is closer to it than ``partner``.
+
+    The mover sits at ``r_p + L * unit``; every other atom ``m`` (all periodic images; the mover's own
+    images move with it and do not count) stays farther than ``L`` while
+    ``L <= |d_m|**2 / (2 unit . d_m)`` with ``d_m = r_m - r_p`` (the mover stays on the partner's side
+    of the plane bisecting partner-``m``). The reach is the smallest such bound. In an fcc or bcc metal
+    it is the nearest-neighbour distance: beyond its lattice site the mover is nearer the atoms around
+    that site (and the one straight ahead) than its partner.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (n_atoms, 3)
+        Positions in Å (wrapped or not).
+    cell : ndarray, shape (3, 3)
+        Cell vectors (rows) in Å; periodic in all three directions.
+    partner, mover : int
+        The fixed atom and the atom that moves.
+    unit : ndarray, shape (3,)
+        Unit vector of the motion, from ``partner`` towards ``mover``.
+    longest : float
+        The longest distance wanted (Å); atoms farther than ``2 * longest`` cannot bound the reach.
+    """
+    cell = np.asarray(cell, dtype=float)
+    diff = np.delete(positions, mover, axis=0) - positions[partner]
+    frac = np.linalg.solve(cell.T, diff.T).T
+    frac -= np.round(frac)
+    widths = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    span = np.ceil(2.0 * longest / widths).astype(int) + 1
+    shifts = np.stack(np.meshgrid(*[np.arange(-s, s + 1) for s in span], indexing="ij"), -1).reshape(-1, 3)
+    rel = ((frac[:, None, :] + shifts[None]) @ cell).reshape(-1, 3)
+    dist2 = np.einsum("ij,ij->i", rel, rel)
+    ahead = rel @ np.asarray(unit, dtype=float)
+    keep = (dist2 > 1e-12) & (ahead > 1e-12) & (dist2 < (2.0 * longest) ** 2)
+    if not keep.any():
+        return float(longest)
+    return float(min(longest, (dist2[keep] / (2.0 * ahead[keep])).min()))

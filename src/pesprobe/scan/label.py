@@ -1,5 +1,9 @@
 """Reference labels: energies and forces from an ASE calculator, with an SCF retry, and relaxation.
 
+The retry of a failed frame (:func:`retry_calculator`): a calculator with a ``for_retry(factor)``
+method makes its own (PySCF: second-order SCF from the previous frame's density matrix, more cycles);
+any other is replaced by a fresh one with :data:`RETRY_ITERATION_FACTOR` times its iteration limit.
+
 The reference is named by a SPEC string (``gfn2-xtb`` ...) and built by
 :func:`pesprobe.potentials.registry.calculator_factory`.
 """
@@ -46,6 +50,16 @@ def with_more_iterations(calc: Any) -> Any:
     return calc
 
 
+def retry_calculator(calc: Any, factory: Callable[[], Any]) -> Any:
+    """The calculator for the second try of a frame on which ``calc`` failed: ``calc.for_retry(factor)``
+    if ``calc`` has it (it may carry state over, such as the last converged SCF solution), else a
+    fresh calculator from ``factory`` with :data:`RETRY_ITERATION_FACTOR` times the iteration limit."""
+    hook = getattr(calc, "for_retry", None)
+    if callable(hook):
+        return hook(RETRY_ITERATION_FACTOR)
+    return with_more_iterations(factory())
+
+
 @dataclass
 class Labels:
     """Reference results for the frames of one structure.
@@ -86,10 +100,12 @@ def label_frames(factory: Callable[[], Any], numbers: np.ndarray, frames: np.nda
                  cell: np.ndarray | None = None, pbc: np.ndarray | None = None) -> Labels:
     """Energies and forces of ``frames`` (n_frames, n_atoms, 3; Å) from calculators made by ``factory``.
 
-    Frames are computed in order with one calculator, so an SCF starts from the previous frame's
-    solution. A frame on which the calculator raises is retried once with a fresh calculator and
-    :data:`RETRY_ITERATION_FACTOR` times the iteration limit; if that fails too the frame is NaN and
-    the reason is kept in :attr:`Labels.errors`.
+    Frames are computed in order with one calculator, so an SCF can start from the previous frame's
+    solution (tblite keeps it; PySCF starts from the last converged density matrix). A frame on which
+    the calculator raises is retried once with :func:`retry_calculator`; if that fails too the frame is
+    NaN and the reason is kept in :attr:`Labels.errors`. After a failure, a calculator with a
+    ``for_retry`` method carries on (its state is the last converged frame's, or the retry's); any
+    other is replaced by a fresh one.
     """
     n_frames, n_atoms = frames.shape[:2]
     energy = np.full(n_frames, np.nan)
@@ -106,11 +122,14 @@ def label_frames(factory: Callable[[], Any], numbers: np.ndarray, frames: np.nda
         except Exception as first:  # noqa: BLE001 - any SCF or calculator failure
             reason = f"{type(first).__name__}: {first}"
         retried += 1
-        calc = factory()
+        retry = retry_calculator(calc, factory)
+        how = getattr(retry, "retry_description", "retry with more iterations")
+        if not callable(getattr(calc, "for_retry", None)):
+            calc = factory()
         try:
-            energy[k], forces[k] = _single_point(atoms, with_more_iterations(factory()))
+            energy[k], forces[k] = _single_point(atoms, retry)
         except Exception as second:  # noqa: BLE001
-            errors[k] = f"{reason}; retry with more iterations: {type(second).__name__}: {second}"
+            errors[k] = f"{reason}; {how}: {type(second).__name__}: {second}"
     return Labels(energy=energy, forces=forces, errors=errors, retried=retried)
 
 

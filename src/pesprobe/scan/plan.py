@@ -7,12 +7,12 @@ deterministic (same structures, settings and seed -> same plans, in the same ord
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-from ase.data import chemical_symbols
+from ase.data import chemical_symbols, covalent_radii
 
-from pesprobe.scan.geometry import angle
+from pesprobe.scan.geometry import BOND_RANGE_FACTORS, angle, crystal_reach
 from pesprobe.scan.graph import BondGraph, bond_graph, normalize_bond_type, scannable_bonds, wanted_bond
 from pesprobe.scan.inputs import Structure
 
@@ -38,7 +38,11 @@ class ScanPlan:
     labels : ndarray, shape (n_atoms,), int
         1 for the atoms that move (bond: ``j``'s fragment; angle/torsion: the rotating fragment).
     anchor : ndarray, shape (3,), optional
-        Crystals: position (Å) of the neighbour image that ``atoms[1]`` moves towards.
+        Crystals: position (Å) of the neighbour ``atoms[0]`` that ``atoms[1]`` moves away from; the
+        structure holds ``atoms[1]`` unwrapped, next to it (see :func:`crystal_plans`).
+    max_length : float, optional
+        Crystals: the longest distance (Å) the scan may reach while no other atom is closer to the
+        moving atom than its partner (:func:`pesprobe.scan.geometry.crystal_reach`).
     """
 
     id: str
@@ -48,6 +52,7 @@ class ScanPlan:
     atoms: tuple[int, ...]
     labels: np.ndarray
     anchor: np.ndarray | None = field(default=None, repr=False)
+    max_length: float | None = None
 
     @property
     def elements(self) -> str:
@@ -116,7 +121,12 @@ def torsion_plans(structure: Structure) -> list[ScanPlan]:
 
 def crystal_plans(structure: Structure, types: tuple[str, ...] | None, n_primitive: int) -> list[ScanPlan]:
     """Bond plans for a crystal supercell: each of the first ``n_primitive`` atoms (one primitive cell)
-    moves towards its nearest neighbour, if that pair's type is requested."""
+    moves along the line from its nearest neighbour, if that pair's type is requested.
+
+    The plan's structure holds the moving atom unwrapped: shifted by the lattice vector that puts it
+    next to its partner, so the raw distance between the two (what any BSCT reader computes from the
+    positions) is the scanned one. :attr:`ScanPlan.max_length` is how far the scan may stretch before
+    another atom comes closer to the moving atom than its partner."""
     from ase.neighborlist import neighbor_list
 
     wanted = None if types is None else {normalize_bond_type(t) for t in types}
@@ -134,9 +144,14 @@ def crystal_plans(structure: Structure, types: tuple[str, ...] | None, n_primiti
             continue
         labels = np.zeros(len(atoms), dtype=np.int64)
         labels[mover] = 1
+        positions = structure.positions.copy()
+        positions[mover] = positions[neighbor] - vec[k]  # the mover's image next to the neighbour
+        longest = BOND_RANGE_FACTORS[1] * float(covalent_radii[structure.numbers[mover]]
+                                                + covalent_radii[structure.numbers[neighbor]])
+        reach = crystal_reach(positions, structure.cell, neighbor, mover, -vec[k] / dist[k], longest)
         plans.append(ScanPlan(id=f"{kind}/{structure.name}_{neighbor}-{mover}", kind="bond", group=kind,
-                              structure=structure, atoms=(neighbor, mover), labels=labels,
-                              anchor=structure.positions[mover] + vec[k]))
+                              structure=replace(structure, positions=positions), atoms=(neighbor, mover),
+                              labels=labels, anchor=positions[neighbor].copy(), max_length=reach))
     return plans
 
 
