@@ -285,3 +285,16 @@ def test_scan_cache_is_bounded(tmp_path, monkeypatch):
     assert sum(p.stat().st_size for p in entries) <= 2.5 * size
     again = load_scans(copies[-1])  # the newest entry is kept and used
     assert again.ids() == ["N-O/4583"] and len(list(cache.glob("scans-*.npz"))) == 2
+
+
+def test_merge_into_a_folder_in_use_is_refused(tmp_path):
+    from pesprobe.bsct import merge
+    from pesprobe.evaluate.lock import OutputBusyError, output_lock
+
+    evaluate("morse", embedded("N-O/4583"), out=tmp_path / "s0", progress=False)
+    with output_lock(tmp_path / "merged"):
+        with pytest.raises(OutputBusyError, match="in use by another pesprobe run"):
+            merge([tmp_path / "s0"], out=tmp_path / "merged")
+    assert not (tmp_path / "merged" / "results.json").exists()
+    merge([tmp_path / "s0"], out=tmp_path / "merged")
+    assert (tmp_path / "merged" / "results.json").is_file()

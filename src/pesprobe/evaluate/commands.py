@@ -36,11 +36,19 @@ def _print_summary(result, out: Path | None) -> None:
     from pesprobe.report.tables import markdown_table, summary_rows
 
     s = result.summary
-    if s["n_scans"] == s["n_unscored_scans"]:
+    if s["n_unlabelled_scans"]:
+        typer.echo(f"{s['n_unlabelled_scans']} scans have no reference labels: reference-free figures only "
+                   f"({sum(m.values['n_discontinuities'] > 0 for m in result.metrics if not m.labelled)} with a "
+                   "confirmed discontinuity; roughness and the list in results.json and summary.md).")
+    if s["n_scans"] == s["n_unscored_scans"] and s["n_unlabelled_scans"] < s["n_scans"]:
         written = f" (outputs in {out})" if out is not None else ""
         typer.echo(f"error: no scan could be scored ({s['n_scans']} scans, {s['n_failed_frames']} failed frames, "
                    f"{len(result.problems)} data problems); first error: {_first_error(result)}{written}", err=True)
         raise typer.Exit(1)
+    if s["n_unlabelled_scans"] == s["n_scans"]:
+        if out is not None:
+            typer.echo(f"wrote {out}/results.json, results.csv, summary.md, report.html")
+        return
     header, rows = summary_rows(result.summary)
     typer.echo(markdown_table(header, rows).replace("**", ""))
     typer.echo(f"\n{result.potential}: mean FSD full {s['full_smoothness']:.4g}, compress {s['compress_smoothness']:.4g}, "
@@ -91,10 +99,11 @@ def merge(
 ) -> None:
     """Combine the outputs of sharded ``pesprobe bsct --shard I/N`` runs into one result."""
     from pesprobe.evaluate import merge as merge_results
+    from pesprobe.evaluate.lock import OutputBusyError
 
     try:
         result = merge_results(shards, out)
-    except ValueError as exc:
+    except (ValueError, OutputBusyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     _print_summary(result, out)

@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from pesprobe.evaluate.lock import output_lock
 from pesprobe.evaluate.result import BSCTResult
 from pesprobe.report import figure_scans, record_figures
 
@@ -25,6 +26,8 @@ def merge(shard_dirs: Sequence[str | Path], out: str | Path | None = None) -> BS
     ------
     ValueError
         If the shards come from different potentials or data sets, overlap, or miss scans.
+    OutputBusyError
+        If another run is writing into ``out``.
     """
     if not shard_dirs:
         raise ValueError("merge needs at least one shard output folder")
@@ -50,13 +53,14 @@ def merge(shard_dirs: Sequence[str | Path], out: str | Path | None = None) -> BS
                         order=first.order, shard=None, wall_seconds=sum(p.wall_seconds for p in parts))
     if out is not None:
         out = Path(out)
-        drawn: set[str] = set()
-        for d in shard_dirs:
-            plots = Path(d) / "plots"
-            if plots.is_dir():
-                drawn |= figure_scans(plots, merged.identity)
-                shutil.copytree(plots, out / "plots", dirs_exist_ok=True)
-        if drawn:
-            record_figures(out / "plots", merged.identity, sorted(drawn))
-        merged.write(out)
+        with output_lock(out):  # one writer per output folder, as for evaluate
+            drawn: set[str] = set()
+            for d in shard_dirs:
+                plots = Path(d) / "plots"
+                if plots.is_dir():
+                    drawn |= figure_scans(plots, merged.identity)
+                    shutil.copytree(plots, out / "plots", dirs_exist_ok=True)
+            if drawn:
+                record_figures(out / "plots", merged.identity, sorted(drawn))
+            merged.write(out)
     return merged
