@@ -150,7 +150,8 @@ class IsolatedPool:
 
     def _start(self) -> _Slot:
         parent, child = self.ctx.Pipe()
-        process = self.ctx.Process(target=_worker_main, args=(child, self.init, self.initargs, self.predict, self.finish), daemon=True)
+        process = self.ctx.Process(target=_worker_main, daemon=True,
+                                   args=(child, self.init, self.initargs, self.predict, self.finish))
         process.start()
         child.close()
         slot = _Slot(process, parent)

@@ -3,6 +3,13 @@
 Scans are evaluated one call per scan (``Potential.predict`` on all its frames), optionally in
 ``jobs`` worker processes, optionally on one deterministic shard of the data set, with model
 results cached per (potential, scan) so that an interrupted run resumes.
+
+With ``jobs > 1``, ``isolate`` or ``timeout`` the scans run in watched worker processes
+(:mod:`pesprobe.evaluate.isolation`): a crash or a hang fails that scan, not the run. Plain
+``jobs=1`` stays in this process (no start-up cost, a GPU model's memory allocated once), where a
+native crash of the calculator ends the run. Every process uses ``threads`` threads
+(:mod:`pesprobe.evaluate.threadlimit`), and one run at a time writes into ``out``
+(:mod:`pesprobe.evaluate.lock`).
 """
 
 from __future__ import annotations
@@ -27,11 +34,11 @@ from pesprobe.evaluate.isolation import TIMED_OUT, IsolatedPool, Outcome, start_
 from pesprobe.evaluate.lock import output_lock
 from pesprobe.evaluate.refine import empty_predictions, refine
 from pesprobe.evaluate.result import BSCTResult
+from pesprobe.evaluate.threadlimit import thread_limit
 from pesprobe.metrics import refinement_plan, scan_metrics
 from pesprobe.potentials.base import Potential, Predictions
 from pesprobe.potentials.registry import as_potential, resolve
 from pesprobe.potentials.threads import limit_threads
-from pesprobe.evaluate.threadlimit import thread_limit
 
 # Worker-process state, set before the workers fork (or in the initializer with spawn).
 _WORKER: dict[str, Any] = {}
