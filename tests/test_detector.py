@@ -157,3 +157,25 @@ def test_residuals_separate_continuous_from_discontinuous():
     assert np.argmax(np.abs(D.energy_residuals(positions, stepped, forces))) == np.searchsorted(x, 1.5) - 1
     assert D.scan_candidates(positions, energy, forces) == []
     assert [c.quantity for c in D.scan_candidates(positions, stepped, forces)] == ["energy"]
+
+
+def test_unlabelled_extxyz_runs_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from pesprobe.cli import app
+    from pesprobe.data import load_scans, write_scans_extxyz
+
+    scan = _scan(40)
+    bare = Scan(id="C-C/mine", kind="bond", numbers=scan.numbers, positions=scan.positions,
+                coordinate=scan.coordinate, ref_energy=np.full(scan.n_frames, np.nan),
+                ref_forces=np.full(scan.ref_forces.shape, np.nan), meta=scan.meta)
+    write_scans_extxyz(ScanSet([bare], source="mine"), tmp_path / "mine.xyz")
+    loaded = load_scans(tmp_path / "mine.xyz")
+    assert len(loaded) == 1 and not loaded.problems and not loaded[0].data_problems
+    res = CliRunner().invoke(app, ["bsct", "--data", str(tmp_path / "mine.xyz"), "--calc", "morse",
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    assert "no reference labels" in res.output
+    row = json.loads((tmp_path / "o" / "results.json").read_text())["systems"]["C-C/mine"]
+    assert row["labelled"] is False and row["full_smoothness"] is None and row["roughness"] is not None
+    assert "no reference labels" in (tmp_path / "o" / "summary.md").read_text()

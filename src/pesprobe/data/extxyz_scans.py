@@ -52,7 +52,9 @@ def read_scans_extxyz(path: str | Path) -> ScanSet:
 
     Frames without the scan keys, with non-finite coordinates, or whose atoms differ from their
     scan's first frame are left out with a problem naming the file and frame number; scans with
-    fewer than three frames with a reference energy are skipped the same way. A scan that lost
+    fewer than three frames with a reference energy are skipped the same way — except a scan with
+    no reference energy at all and at least three frames: an *unlabelled* scan (a user's own
+    geometries without reference labels), kept for the reference-free figures. A scan that lost
     frames (a truncated file: its ``scan_meta`` lists more frames than were read, or the file
     ends in an unreadable frame of it) or has frames without a finite reference energy is kept,
     with the problem in its ``meta["data_problems"]`` (it is flagged).
@@ -110,14 +112,16 @@ def _scan(path: Path, scan_id: str, frames: list[tuple[int, Atoms]], problems: l
             continue
         kept.append(atoms)
     energy = np.array([_result(a, "energy", np.nan) for a in kept], dtype=float)
-    if np.isfinite(energy).sum() < 3:
-        problems.append(LoadProblem(str(path), f"scan {scan_id} skipped: fewer than 3 frames with a reference energy"))
+    labelled = bool(np.isfinite(energy).any())
+    if (labelled and np.isfinite(energy).sum() < 3) or len(kept) < 3:
+        problems.append(LoadProblem(str(path), f"scan {scan_id} skipped: fewer than 3 frames with a reference energy"
+                                    if labelled else f"scan {scan_id} skipped: fewer than 3 frames"))
         return None
     meta, expected = _stored_meta(first)
     meta["frame_index"] = np.array([a.info.get("frame_index", i) for i, a in enumerate(kept)], dtype=np.int64)
     flags = _lost_frames(scan_id, expected, meta["frame_index"], truncated)
     bad = meta["frame_index"][~np.isfinite(energy)]
-    if len(bad):
+    if len(bad) and labelled:  # an unlabelled scan (no reference energy at all) is not a data problem
         flags.append(f"scan {scan_id}: no finite reference energy in frames {bad.tolist()} (frame_index): "
                      "left out of the metrics")
     for message in flags:

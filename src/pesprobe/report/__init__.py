@@ -54,7 +54,11 @@ def write_summary_figures(result, plots_dir: Path, draw_worst: bool = True) -> l
 
     if not result.metrics:
         return []
-    written = [plot_distributions(result.metrics, plots_dir / "fsd_distribution.png")]
+    written = []
+    if any(m.values.get("full_smoothness") == m.values.get("full_smoothness") for m in result.metrics):
+        written.append(plot_distributions(result.metrics, plots_dir / "fsd_distribution.png"))
+    else:  # nothing scored (e.g. only unlabelled scans): no FSD to show
+        (plots_dir / "fsd_distribution.png").unlink(missing_ok=True)
     if result.scans and result.predictions is not None:
         scans = {s.id: s for s in result.scans}
         by_id = {m.id: m for m in result.metrics}

@@ -70,7 +70,7 @@ and discontinuities in the potential energy surface.</p>
 {kinds}
 <h2>Per bond type: mean (median)</h2>{_table(header, rows)}
 <h2>Smoothness verdict: null ceiling, skill, roughness, discontinuities</h2>{verdict}
-<h2>FSD distributions</h2>{_img(plots_dir / "fsd_distribution.png")}
+<h2>FSD distributions</h2>{_img(plots_dir / "fsd_distribution.png") or "<p>No scan was scored.</p>"}
 <h2>Worst scans</h2>{_img(plots_dir / "worst_gallery.png")}
 {''.join(worst_parts)}
 {advice}
