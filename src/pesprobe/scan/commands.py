@@ -131,7 +131,7 @@ def sample(
     inputs: InputsArg = None,
     out: Annotated[Path, typer.Option(help="Output folder (train.xyz, val.xyz, test.xyz, provenance.json).")]
     = Path("train_data"),
-    preset: Annotated[Optional[str], typer.Option(help="Built-in recipe: xtb-train.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Built-in recipe: xtb-train, xtb-train-large.")] = None,
     smiles: SmilesOpt = None,
     reference: Annotated[Optional[str], typer.Option(
         help=spec_help("Reference") + " Default: gfn2-xtb (the preset's with --preset).")] = None,
@@ -162,7 +162,9 @@ def sample(
             snapshots=snapshots if snapshots is not None else (recipe.snapshots if recipe else defaults.snapshots),
             interval=interval or (recipe.interval if recipe else defaults.interval),
             stretches=stretches if stretches is not None else (recipe.stretches if recipe else defaults.stretches),
-            seed=seed if seed is not None else (recipe.seed if recipe else defaults.seed))
+            seed=seed if seed is not None else (recipe.seed if recipe else defaults.seed),
+            equilibration=recipe.equilibration if recipe else defaults.equilibration,
+            stretch_range=recipe.stretch_range if recipe else defaults.stretch_range)
         calculator_factory(settings.reference)
     except (ValueError, SpecError, ImportError) as exc:
         typer.echo(f"error: {exc}", err=True)

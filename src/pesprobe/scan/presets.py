@@ -1,4 +1,5 @@
-"""Built-in recipes: ``xtb-organic`` (a BSCT-xTB scan set) and ``xtb-train`` (a GFN2-xTB training set)."""
+"""Built-in recipes: ``xtb-organic`` (a BSCT-xTB scan set), ``xtb-train`` and ``xtb-train-large`` (GFN2-xTB
+training sets)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class ScanPreset:
 
 @dataclass(frozen=True)
 class SamplePreset:
-    """A training-set recipe: packaged SMILES list, reference, temperatures (K) and counts."""
+    """A training-set recipe: packaged SMILES list, reference, temperatures (K), counts, MD steps before
+    the first snapshot and the bond-stretch factor range (see :class:`pesprobe.data.sample.SampleSettings`)."""
 
     smiles_file: str
     reference: str
@@ -33,6 +35,8 @@ class SamplePreset:
     stretches: int
     seed: int
     description: str
+    equilibration: int = 50
+    stretch_range: tuple[float, float] = (0.7, 1.6)
 
 
 SCAN_PRESETS = {
@@ -49,6 +53,12 @@ SAMPLE_PRESETS = {
         interval=10, stretches=25, seed=0,
         description="72 small organic molecules (disjoint from xtb-organic), Langevin MD at 300/600/1200 K "
                     "plus 25 bond stretches each: ~7,300 GFN2-xTB structures"),
+    "xtb-train-large": SamplePreset(
+        smiles_file="train_xtb_large.smi", reference="gfn2-xtb", temperatures=(300.0, 600.0, 1200.0),
+        snapshots=8, interval=10, stretches=20, seed=0, equilibration=20, stretch_range=(0.5, 2.0),
+        description="492 molecules with H/C/N/O/P/S (130 with P, 136 with S; xtb-train plus enumerated "
+                    "functional groups, disjoint from xtb-organic), Langevin MD at 300/600/1200 K plus 20 bond "
+                    "stretches each across BSCT's 0.5x-2x: ~22,000 GFN2-xTB structures"),
 }
 
 
