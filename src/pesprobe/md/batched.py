@@ -142,6 +142,13 @@ def _load_state(path: str | Path, key: str, molecules: list[Molecule], config: M
                      elapsed=float(meta["elapsed"]))
 
 
+def checkpoint_ticked(path: str | Path, key: str) -> int:
+    """Batch steps that the run in state file ``path`` had reported to its progress callback (a run
+    resumed from it ticks the rest: ``(n_steps - this) × trajectories``); 0 without a usable file."""
+    found = read_checkpoint(path, key)
+    return 0 if found is None else int(found[1].get("ticked", 0))
+
+
 class BatchedIntegrator:
     """Integrates trajectories ``(molecule, seed)`` together under one torch model.
 

@@ -8,7 +8,7 @@ import io
 import math
 import multiprocessing as mp
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,7 +236,9 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     plots : bool
         Write the figures (requires ``out``).
     progress : bool
-        Show a progress bar (in MD steps).
+        Show a progress bar: trajectory-steps of the whole run (stored and checkpointed work
+        included, so a resumed run starts where it stopped) with rate and ETA, and which
+        trajectory or batch is running with its fs done.
     resume : bool
         Reuse finished trajectories in ``out/runs`` whose settings, potential and molecule match.
     name : str, optional
@@ -266,10 +268,15 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
                 found.measures = measure(store.load_log(key), m.n_atoms, config, found.failure)
                 done[(m.key, s)] = found
     todo = [(m, s) for m, s in tasks if (m.key, s) not in done]
-    bar = tqdm(total=len(todo) * config.n_steps, desc=f"MD {eng.name}", unit="step", unit_scale=True,
-               disable=not progress or not todo)
-    with bar:
-        for (m, s), raw in _integrate(eng, todo, config, jobs, batch_size, device, bar.update, store, prints):
+    chunks = _chunks(todo, batch_size, prints) if eng.kind == "batched" else []
+    checkpointed = 0  # trajectory-steps an interrupted batch already did (its state file goes on from them)
+    if store is not None and chunks:
+        from pesprobe.md.batched import checkpoint_ticked
+
+        checkpointed = sum(checkpoint_ticked(store.checkpoint_path(key), key) * len(chunk) for chunk, key in chunks)
+    with _Progress(f"MD {eng.name}", len(tasks), len(done), config, checkpointed,
+                   enabled=progress and bool(todo)) as bar:
+        for (m, s), raw in _integrate(eng, todo, config, jobs, device, bar, store, chunks):
             result = finish(raw, m, s, config, eng.name, eng.kind, prints[(m.key, s)])
             if store is not None:
                 store.save(result, raw)
@@ -290,35 +297,132 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     return result
 
 
-def _integrate(eng: _Engine, todo: list[tuple[Molecule, int]], config: MDConfig, jobs: int,
-               batch_size: int | None, device: str | None, tick: Callable[[int], None], store: RunStore | None,
-               prints: dict[tuple[str, int], str]) -> Iterator[tuple[tuple[Molecule, int], RawTrajectory]]:
+class _Progress:
+    """The progress bar of a run: trajectory-steps of the whole run (what is stored or checkpointed
+    counts from the start, so a resumed run starts where it stopped), tqdm's rate and ETA, and in
+    the postfix how many trajectories are done and which trajectory (or batch) runs, with its fs.
+
+    A *unit* is what one engine call advances: one trajectory (ASE) or a batch of ``size``
+    trajectories moving together (batched); :meth:`advance` takes its trajectory-steps.
+    """
+
+    def __init__(self, desc: str, n_tasks: int, n_done: int, config: MDConfig, checkpointed: int = 0,
+                 enabled: bool = True) -> None:
+        self.n_tasks, self.n_done, self.config = n_tasks, n_done, config
+        self.length_fs = config.n_steps * config.timestep_fs
+        self.units: dict[str, list[int]] = {}  # label -> [trajectory-steps done, trajectories in it]
+        self.bar = tqdm(total=n_tasks * config.n_steps, initial=n_done * config.n_steps + checkpointed, desc=desc,
+                        unit="step", unit_scale=True, disable=not enabled, dynamic_ncols=True,
+                        postfix=f"{n_done}/{n_tasks} trajectories done")
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def start(self, label: str, size: int = 1, steps_done: int = 0) -> None:
+        """Unit ``label`` of ``size`` trajectories begins (``steps_done`` of them already done)."""
+        self.units[label] = [steps_done, size]
+        self._postfix()
+
+    def advance(self, label: str, steps: int) -> None:
+        """``steps`` more trajectory-steps of unit ``label``."""
+        unit = self.units.setdefault(label, [0, 1])
+        unit[0] += steps
+        self._postfix()
+        self.bar.update(steps)
+
+    def finish(self, label: str, n_trajectories: int = 1) -> None:
+        """Unit ``label`` is over; ``n_trajectories`` more trajectories are done."""
+        self.units.pop(label, None)
+        self.n_done += n_trajectories
+        self._postfix()
+        self.bar.refresh()
+
+    def _postfix(self) -> None:
+        parts = [f"{self.n_done}/{self.n_tasks} trajectories done"]
+        shown = list(self.units.items())[:2]
+        for label, (steps, size) in shown:
+            fs = min(steps / max(size, 1), self.config.n_steps) * self.config.timestep_fs
+            parts.append(f"{label} {fs:.0f}/{self.length_fs:.0f} fs")
+        if len(self.units) > len(shown):
+            parts.append(f"+{len(self.units) - len(shown)} running")
+        self.bar.set_postfix_str(", ".join(parts), refresh=False)
+
+
+def _label(m: Molecule, seed: int) -> str:
+    return f"{m.id} seed {seed}"
+
+
+def _chunks(todo: list[tuple[Molecule, int]], batch_size: int | None,
+            prints: dict[tuple[str, int], str]) -> list[tuple[list[tuple[Molecule, int]], str]]:
+    """The batches of the batched engine and their keys (identity of a batch's state file)."""
+    size = batch_size or len(todo) or 1
+    out = []
+    for start in range(0, len(todo), size):
+        chunk = todo[start:start + size]
+        key = hashlib.sha256("|".join(prints[(m.key, s)] for m, s in chunk).encode()).hexdigest()[:20]
+        out.append((chunk, key))
+    return out
+
+
+def _integrate(eng: _Engine, todo: list[tuple[Molecule, int]], config: MDConfig, jobs: int, device: str | None,
+               progress: _Progress, store: RunStore | None,
+               chunks: list[tuple[list[tuple[Molecule, int]], str]]
+               ) -> Iterator[tuple[tuple[Molecule, int], RawTrajectory]]:
     if not todo:
         return
     if eng.kind == "batched":
-        from pesprobe.md.batched import BatchedIntegrator
+        from pesprobe.md.batched import BatchedIntegrator, checkpoint_ticked
 
         integrator = BatchedIntegrator(eng.model, config, device=device)
-        size = batch_size or len(todo)
-        for start in range(0, len(todo), size):
-            chunk = todo[start:start + size]
-            key = hashlib.sha256("|".join(prints[(m.key, s)] for m, s in chunk).encode()).hexdigest()[:20]
-            raws = integrator.run([m for m, _ in chunk], [s for _, s in chunk], tick=tick,
-                                  checkpoint=None if store is None else store.checkpoint_path(key),
-                                  checkpoint_key=key)
+        for number, (chunk, key) in enumerate(chunks, 1):
+            path = None if store is None else store.checkpoint_path(key)
+            label = (_label(*chunk[0]) if len(chunk) == 1 else
+                     f"batch {number}/{len(chunks)} ({len(chunk)} trajectories)" if len(chunks) > 1 else
+                     f"all {len(chunk)} trajectories")
+            progress.start(label, len(chunk), 0 if path is None else checkpoint_ticked(path, key) * len(chunk))
+            raws = integrator.run([m for m, _ in chunk], [s for _, s in chunk],
+                                  tick=lambda n, label=label: progress.advance(label, n),
+                                  checkpoint=path, checkpoint_key=key)
+            progress.finish(label, len(chunk))
             yield from zip(chunk, raws)
         return
     if jobs <= 1 or len(todo) == 1 or "fork" not in mp.get_all_start_methods():
         for m, s in todo:
-            yield (m, s), run_ase_trajectory(m, s, eng.factory, config, tick=tick)
+            label = _label(m, s)
+            progress.start(label)
+            raw = run_ase_trajectory(m, s, eng.factory, config, tick=lambda n, label=label: progress.advance(label, n))
+            progress.finish(label)
+            yield (m, s), raw
         return
-    _WORKER.update(factory=eng.factory, config=config, todo=todo)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("fork")) as pool:
-        for index, raw in pool.map(_ase_in_worker, range(len(todo)), chunksize=1):
-            tick(config.n_steps)
-            yield todo[index], raw
+    context = mp.get_context("fork")
+    ticks = context.SimpleQueue()  # (index, trajectory-steps) from the workers, drained here
+    _WORKER.update(factory=eng.factory, config=config, todo=todo, ticks=ticks)
+
+    def drain() -> None:
+        while not ticks.empty():
+            index, steps = ticks.get()
+            label = _label(*todo[index])
+            if label not in progress.units:
+                progress.start(label)
+            progress.advance(label, steps)
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        pending = {pool.submit(_ase_in_worker, index) for index in range(len(todo))}
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            drain()
+            for future in finished:
+                index, raw = future.result()
+                progress.finish(_label(*todo[index]))
+                yield todo[index], raw
+    drain()
 
 
 def _ase_in_worker(index: int) -> tuple[int, RawTrajectory]:
     m, s = _WORKER["todo"][index]
-    return index, run_ase_trajectory(m, s, _WORKER["factory"], _WORKER["config"])
+    ticks = _WORKER["ticks"]
+    return index, run_ase_trajectory(m, s, _WORKER["factory"], _WORKER["config"],
+                                     tick=lambda n: ticks.put((index, n)))
