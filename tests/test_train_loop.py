@@ -33,9 +33,9 @@ def config(toy_xyz, out, **train) -> dict:
 
 
 def test_training_steps_lower_the_loss(toy_xyz, tmp_path):
-    # full batch (the 20 training structures), no augmentation, no averaging: plain descent
+    # full batch (the 20 training structures), no augmentation, no averaging, fixed weights: plain descent
     cfg = config(toy_xyz, tmp_path / "run", steps=40, batch_size=20, rotate=False, ema_decay=0.0, lr=2e-2,
-                 eval_every=40, ckpt_every=40, warmup_steps=0)
+                 eval_every=40, ckpt_every=40, warmup_steps=0, energy_share=None)
     result = train(cfg, progress=False)
     losses = [r["loss"] for r in read_log(tmp_path / "run" / "log.jsonl") if r["event"] == "train"]
     assert len(losses) == 40
@@ -130,6 +130,11 @@ def test_epochs_set_the_number_of_steps(toy_xyz, tmp_path):
     ("model", "no_such_field", 1, r"model: .*no_such_field"),
     ("model", "dtype", "float32", r"model\.dtype: 'float32' contradicts train\.dtype 'float64'"),
     ("bsct", "every", 0, r"bsct\.every: must be >= 1"),
+    ("train", "energy_share", 1.0, r"train\.energy_share: must be in \(0, 1\) or null"),
+    ("train", "energy_share_ramp", 1.5, r"train\.energy_share_ramp: must be in \[0, 1\]"),
+    ("train", "forces_weight", 0.0, r"train\.forces_weight: must be > 0 with train\.energy_share"),
+    ("train", "patience", 0, r"train\.patience: must be >= 1 or null"),
+    ("train", "min_delta", 1.0, r"train\.min_delta: must be in \[0, 1\)"),
 ])
 def test_bad_config_values_name_the_key(toy_xyz, tmp_path, section, key, value, message):
     cfg = config(toy_xyz, tmp_path / "run")

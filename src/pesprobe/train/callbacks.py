@@ -15,11 +15,13 @@ import torch
 
 from pesprobe.data.scan import ScanSet
 from pesprobe.data.structures import Structure
+from pesprobe.train.baselines import Baselines, energy_breakdown, validation_score
 from pesprobe.train.batch import collate
 from pesprobe.train.distributed import Ranks, all_reduce_sum
 
-#: Tracked metric -> file name of its best checkpoint.
+#: Tracked metric -> file name of its best checkpoint (``best.pt``: the best-by-validation model).
 BEST_FILES = {
+    "valid_score": "best.pt",
     "valid_energy_mae": "best_energy.pt",
     "valid_forces_mae": "best_forces.pt",
     "fsd_full": "best_fsd.pt",
@@ -29,10 +31,13 @@ BEST_FILES = {
 
 
 class Validation:
-    """Energy-per-atom and force MAEs on the validation structures, sharded over ranks.
+    """Validation errors of the current model, sharded over ranks.
 
-    Metrics: ``valid_energy_mae`` (eV/atom), ``valid_energy_rmse`` (eV/atom), ``valid_forces_mae``
-    (eV/Å) and ``valid_forces_rmse`` (eV/Å); NaN where no structure has that label.
+    Metrics: ``valid_energy_mae`` and ``valid_energy_rmse`` (eV/atom), their split by molecule
+    ``valid_energy_offset_mae`` and ``valid_energy_within_mae`` (eV/atom, see
+    :func:`pesprobe.train.baselines.energy_breakdown`), ``valid_forces_mae`` and ``valid_forces_rmse``
+    (eV/Å), and with baselines ``valid_score`` (:func:`pesprobe.train.baselines.validation_score`);
+    NaN where no structure has that label.
 
     Parameters
     ----------
@@ -44,14 +49,21 @@ class Validation:
         Structures per forward call.
     ranks : Ranks
     dtype : torch.dtype
+    baselines : Baselines, optional
+        The trivial baselines on this set, for ``valid_score``.
     """
 
     all_ranks = True
 
     def __init__(self, structures: Sequence[Structure], every: int, batch_size: int, ranks: Ranks,
-                 dtype: torch.dtype):
-        self.structures = list(structures)[ranks.rank::ranks.world_size]
+                 dtype: torch.dtype, baselines: Baselines | None = None):
+        structures = list(structures)
+        self.molecules = [s.molecule for s in structures]
+        self.n_total = len(structures)
+        self.indices = list(range(ranks.rank, len(structures), ranks.world_size))
+        self.structures = [structures[i] for i in self.indices]
         self.every, self.batch_size, self.ranks, self.dtype = every, batch_size, ranks, dtype
+        self.baselines = baselines
         self.enabled = len(structures) > 0
 
     def due(self, step: int, final: bool) -> bool:
@@ -59,24 +71,36 @@ class Validation:
         return self.enabled and (step % self.every == 0 or final)
 
     def __call__(self, model: torch.nn.Module, step: int) -> dict[str, float]:
-        sums = torch.zeros(6, dtype=torch.float64, device=self.ranks.device)
+        # per-structure energy errors (eV/atom) of the whole set, zeros on other ranks' entries
+        e_errors = torch.zeros(self.n_total, dtype=torch.float64, device=self.ranks.device)
+        e_labelled = torch.zeros(self.n_total, dtype=torch.float64, device=self.ranks.device)
+        f_sums = torch.zeros(3, dtype=torch.float64, device=self.ranks.device)
         was_training = model.training
         model.eval()
         for start in range(0, len(self.structures), self.batch_size):
             batch = collate(self.structures[start:start + self.batch_size], self.dtype, self.ranks.device)
             out = model(batch.positions, batch.cell, batch.system_index, batch.numbers, pbc=batch.pbc,
                         compute_forces=True, create_graph=False)
-            e_err = ((out["energy"].detach() - batch.energy) / batch.n_atoms)[batch.energy_mask].double()
+            rows = torch.as_tensor(self.indices[start:start + self.batch_size], device=self.ranks.device)
+            e_err = ((out["energy"].detach() - batch.energy) / batch.n_atoms).double()
+            e_errors[rows] = torch.where(batch.energy_mask, e_err, torch.zeros_like(e_err))
+            e_labelled[rows] = batch.energy_mask.double()
             f_err = (out["forces"].detach() - batch.forces)[batch.forces_mask].double()
-            sums += torch.stack([e_err.abs().sum(), (e_err**2).sum(), e_err.new_tensor(e_err.numel()),
-                                 f_err.abs().sum(), (f_err**2).sum(), f_err.new_tensor(f_err.numel())])
+            f_sums += torch.stack([f_err.abs().sum(), (f_err**2).sum(), f_err.new_tensor(f_err.numel())])
         model.train(was_training)
-        e_abs, e_sq, n_e, f_abs, f_sq, n_f = all_reduce_sum(sums, self.ranks).tolist()
+        e_errors = all_reduce_sum(e_errors, self.ranks).cpu().numpy()
+        e_labelled = all_reduce_sum(e_labelled, self.ranks).cpu().numpy()
+        f_abs, f_sq, n_f = all_reduce_sum(f_sums, self.ranks).tolist()
+        energy = energy_breakdown(np.where(e_labelled > 0, e_errors, np.nan), self.molecules)
         nan = float("nan")
-        return {"valid_energy_mae": e_abs / n_e if n_e else nan,
-                "valid_energy_rmse": float(np.sqrt(e_sq / n_e)) if n_e else nan,
-                "valid_forces_mae": f_abs / n_f if n_f else nan,
-                "valid_forces_rmse": float(np.sqrt(f_sq / n_f)) if n_f else nan}
+        metrics = {"valid_energy_mae": energy.mae, "valid_energy_rmse": energy.rmse,
+                   "valid_energy_offset_mae": energy.offset_mae, "valid_energy_within_mae": energy.within_mae,
+                   "valid_forces_mae": f_abs / n_f if n_f else nan,
+                   "valid_forces_rmse": float(np.sqrt(f_sq / n_f)) if n_f else nan}
+        if self.baselines is not None:
+            metrics["valid_score"] = validation_score(metrics["valid_energy_mae"], metrics["valid_forces_mae"],
+                                                      self.baselines)
+        return metrics
 
 
 class BSCTInTheLoop:

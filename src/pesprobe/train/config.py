@@ -73,7 +73,21 @@ class LoopConfig:
     min_lr_ratio : float
         Final learning rate as a fraction of ``lr``.
     energy_weight, forces_weight : float
-        Loss weights of the energy-per-atom MSE, (eV/atom)², and the force MSE, (eV/Å)².
+        Loss weights of the energy-per-atom MSE, 1/(eV/atom)², and the force MSE, 1/(eV/Å)².
+        With ``energy_share`` the energy weight is adapted instead and ``energy_weight`` only
+        serves until there are running means.
+    energy_share : float, optional
+        Fraction of the loss the energy term carries on average, in (0, 1) (see
+        :class:`pesprobe.train.balance.LossBalance`); null keeps the fixed ``energy_weight``.
+    balance_decay : float
+        Decay per step of the running MSE means behind ``energy_share``.
+    energy_share_ramp : float
+        Fraction of the run over which the energy share grows linearly from 0 to ``energy_share``.
+    patience : int, optional
+        Early stopping: stop after this many evaluations without a better ``valid_score``
+        (null: train all steps). ``best.pt`` always holds the best-by-validation model.
+    min_delta : float
+        Relative improvement of ``valid_score`` that resets the patience.
     ema_decay : float
         Decay of the exponential moving average of the weights (0 disables the average).
     clip_grad_norm : float, optional
@@ -102,6 +116,11 @@ class LoopConfig:
     min_lr_ratio: float = 0.01
     energy_weight: float = 1.0
     forces_weight: float = 10.0
+    energy_share: float | None = 0.5
+    balance_decay: float = 0.99
+    energy_share_ramp: float = 0.2
+    patience: int | None = None
+    min_delta: float = 0.0
     ema_decay: float = 0.99
     clip_grad_norm: float | None = 10.0
     rotate: bool = True
@@ -131,6 +150,16 @@ class LoopConfig:
         _check(self.forces_weight >= 0, "train.forces_weight", "must be >= 0", self.forces_weight)
         _check(self.energy_weight + self.forces_weight > 0, "train.energy_weight / train.forces_weight",
                "at least one must be > 0", (self.energy_weight, self.forces_weight))
+        if self.energy_share is not None:
+            _check(0 < self.energy_share < 1, "train.energy_share", "must be in (0, 1) or null", self.energy_share)
+            _check(self.forces_weight > 0, "train.forces_weight", "must be > 0 with train.energy_share (set energy_share: null for fixed weights)",
+                   self.forces_weight)
+        _check(0 <= self.balance_decay < 1, "train.balance_decay", "must be in [0, 1)", self.balance_decay)
+        _check(0 <= self.energy_share_ramp <= 1, "train.energy_share_ramp", "must be in [0, 1]",
+               self.energy_share_ramp)
+        if self.patience is not None:
+            _check(self.patience >= 1, "train.patience", "must be >= 1 or null", self.patience)
+        _check(0 <= self.min_delta < 1, "train.min_delta", "must be in [0, 1)", self.min_delta)
         _check(0 <= self.ema_decay < 1, "train.ema_decay", "must be in [0, 1)", self.ema_decay)
         if self.clip_grad_norm is not None:
             _check(self.clip_grad_norm > 0, "train.clip_grad_norm", "must be > 0 or null", self.clip_grad_norm)

@@ -6,8 +6,13 @@ share), computes the weighted loss
     L = w_E · mean_s ((Ê_s − E_s) / n_s)²  +  w_F · mean_{atoms, xyz} (F̂ − F)²
 
 normalised by the counts over the *global* batch, so that DistributedDataParallel's gradient
-average equals the single-process gradient; then AdamW, the warm-up + cosine schedule, gradient
-clipping and the weight average (EMA). Validation, BSCT and checkpoints use the averaged weights.
+average equals the single-process gradient; w_E is fixed or adapted so that the energy term carries
+a set share of the loss (:mod:`pesprobe.train.balance`); then AdamW, the warm-up + cosine schedule,
+gradient clipping and the weight average (EMA). Validation, BSCT and checkpoints use the averaged
+weights. Validation reports the errors split by molecule beside the linear and zero-force baselines
+(:mod:`pesprobe.train.baselines`, logged once as a ``baselines`` record); ``best.pt`` keeps the model
+with the best ``valid_score``, and ``train.patience`` stops a run that no longer improves it.
+At the end rank 0 writes ``learning_curves.md`` (:mod:`pesprobe.train.curves`).
 """
 
 from __future__ import annotations
@@ -24,15 +29,20 @@ import torch
 from tqdm.auto import tqdm
 
 from pesprobe.data.structures import Structure, read_structures, split_by_molecule
+from pesprobe.train.balance import LossBalance
+from pesprobe.train.baselines import Baselines, validation_baselines
 from pesprobe.train.batch import Batch, StepSampler, collate
 from pesprobe.train.callbacks import BEST_FILES, BestCheckpoints, BSCTInTheLoop, Validation
 from pesprobe.train.config import ConfigError, TrainConfig
+from pesprobe.train.curves import write_learning_curves
 from pesprobe.train.distributed import Ranks, all_reduce_sum, barrier, setup, teardown
 from pesprobe.train.log import JsonlLog
 from pesprobe.train.optim import EMA, build_optimizer
 from pesprobe.train.references import energy_statistics, fit_element_references
+from pesprobe.train.stopping import EarlyStopping
 
 LAST = "last.pt"
+CURVES = "learning_curves.md"
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -51,11 +61,16 @@ class TrainResult:
     best : dict
         Lowest value reached by each tracked metric.
     checkpoints : dict
-        ``{"last": path, "valid_energy_mae": best_energy.pt, ...}`` for the files written.
+        ``{"last": path, "valid_score": best.pt, "valid_energy_mae": best_energy.pt, ...}`` for the
+        files written (``best.pt``: the best-by-validation model).
     n_train, n_valid : int
         Training and validation structures.
     wall_seconds : float
         Wall time of this call, s.
+    baselines : dict
+        The validation baselines (``baseline_*`` metrics, ``valid_molecules``); empty without validation.
+    stopped_early : bool
+        True if ``train.patience`` ended the run before ``steps``.
     """
 
     out: Path
@@ -66,6 +81,8 @@ class TrainResult:
     n_train: int = 0
     n_valid: int = 0
     wall_seconds: float = 0.0
+    baselines: dict[str, float] = field(default_factory=dict)
+    stopped_early: bool = False
 
 
 def load_datasets(config: TrainConfig) -> tuple[list[Structure], list[Structure]]:
@@ -183,8 +200,19 @@ class _Trainer:
         self.log = JsonlLog(self.out / "log.jsonl", resume_step=self.step if resume else None,
                             enabled=ranks.is_main)
         self.best = BestCheckpoints(self.out, self._save, state.get("best"))
+        self.balance = LossBalance(loop.energy_weight, loop.forces_weight, loop.energy_share, loop.balance_decay,
+                                   loop.energy_share_ramp)
+        self.stopping = EarlyStopping(loop.patience, "valid_score", loop.min_delta)
+        if state.get("balance"):
+            self.balance.load_state_dict(state["balance"])
+        if state.get("stopping"):
+            self.stopping.load_state_dict(state["stopping"])
+        self.baselines: Baselines | None = (validation_baselines(self.train_set, self.valid_set)
+                                            if self.valid_set else None)
+        if self.baselines is not None and not resume:
+            self.log.write({"event": "baselines", "step": 0, **self.baselines.as_record()})
         self.evaluators: list[Validation | BSCTInTheLoop] = [
-            Validation(self.valid_set, loop.eval_every, loop.valid_batch_size, ranks, self.dtype)]
+            Validation(self.valid_set, loop.eval_every, loop.valid_batch_size, ranks, self.dtype, self.baselines)]
         if config.bsct is not None:
             self.evaluators.append(BSCTInTheLoop(config.bsct.scans, config.bsct.every, ranks.device, self.dtype,
                                                  config.bsct.batch_frames))
@@ -206,6 +234,7 @@ class _Trainer:
                  "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "ema": self.ema.state_dict(),
                  "best": dict(self.best.best), "metrics": dict(self.metrics),
+                 "balance": self.balance.state_dict(), "stopping": self.stopping.state_dict(),
                  "world_size": self.ranks.world_size}
         save_checkpoint(path, self.ema.model, extra={"train_state": state})
 
@@ -242,7 +271,10 @@ class _Trainer:
         batch = collate([self.train_set[i] for i in indices], self.dtype, self.ranks.device, self._rotations())
         n_e, n_f = self._global_counts()
         e_sum, f_sum = self._loss_sums(batch)
-        loss = self.ranks.world_size * (loop.energy_weight * e_sum / max(n_e, 1.0)
+        parts = all_reduce_sum(torch.stack([e_sum.detach(), f_sum.detach()]).double(), self.ranks).tolist()
+        energy_mse, forces_mse = parts[0] / max(n_e, 1.0), parts[1] / max(n_f, 1.0)
+        energy_weight = self.balance.weight(energy_mse, forces_mse, self.step / self.total_steps)
+        loss = self.ranks.world_size * (energy_weight * e_sum / max(n_e, 1.0)
                                         + loop.forces_weight * f_sum / max(n_f, 1.0))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -253,10 +285,11 @@ class _Trainer:
         self.scheduler.step()
         self.ema.update(self.model)
         self.step += 1
-        parts = all_reduce_sum(torch.stack([e_sum.detach(), f_sum.detach()]).double(), self.ranks).tolist()
-        energy_mse, forces_mse = parts[0] / max(n_e, 1.0), parts[1] / max(n_f, 1.0)
-        return {"loss": loop.energy_weight * energy_mse + loop.forces_weight * forces_mse,
-                "energy_mse": energy_mse, "forces_mse": forces_mse, "grad_norm": grad_norm, "lr": lr}
+        energy_term, forces_term = energy_weight * energy_mse, loop.forces_weight * forces_mse
+        total = energy_term + forces_term
+        return {"loss": total, "energy_mse": energy_mse, "forces_mse": forces_mse, "energy_weight": energy_weight,
+                "energy_fraction": energy_term / total if total > 0 else float("nan"), "grad_norm": grad_norm,
+                "lr": lr}
 
     # ------------------------------------------------------------------ evaluations
     def _evaluate(self, final: bool) -> dict[str, float]:
@@ -279,7 +312,7 @@ class _Trainer:
                    disable=not (self.progress and self.ranks.is_main), dynamic_ncols=True)
         window_seconds, window_steps = 0.0, 0  # training time since the last record (evaluations excluded)
         with bar:
-            while self.step < self.total_steps:
+            while self.step < self.total_steps and not self.stopping.stop:
                 tick = time.perf_counter()
                 record = self._train_step()
                 window_seconds += time.perf_counter() - tick
@@ -293,18 +326,28 @@ class _Trainer:
                     bar.set_postfix(loss=f"{record['loss']:.4g}")
                     window_seconds, window_steps = 0.0, 0
                 metrics = self._evaluate(final)
+                stop = False
                 if metrics:
                     self.metrics = metrics
+                    stop = self.stopping.update(metrics)  # valid_score is known on every rank
                     improved = self.best.update(metrics) if self.ranks.is_main else []
                     self.log.write({"event": "eval", "step": self.step, **metrics,
                                     "saved": [path.name for path in improved]})
-                if self.step % loop.ckpt_every == 0 or final:
+                if stop:
+                    self.log.write({"event": "stop", "step": self.step, "metric": self.stopping.metric,
+                                    "best": self.stopping.best, "evaluations_without_improvement":
+                                    self.stopping.since_best})
+                if self.step % loop.ckpt_every == 0 or final or stop:
                     if self.ranks.is_main:
                         self._save(self.out / LAST)
                     barrier(self.ranks)
+        if self.ranks.is_main:
+            write_learning_curves(self.out / "log.jsonl", self.out / CURVES)
         checkpoints = {"last": self.out / LAST}
         checkpoints.update({name: self.out / file for name, file in BEST_FILES.items()
                             if (self.out / file).exists()})
         return TrainResult(out=self.out, steps=self.step, metrics=dict(self.metrics), best=dict(self.best.best),
                            checkpoints=checkpoints, n_train=len(self.train_set), n_valid=len(self.valid_set),
-                           wall_seconds=time.perf_counter() - start_time)
+                           wall_seconds=time.perf_counter() - start_time,
+                           baselines=self.baselines.as_record() if self.baselines else {},
+                           stopped_early=self.stopping.stop and self.step < self.total_steps)
