@@ -21,6 +21,10 @@ from pesprobe.potentials.base import Predictions
 if TYPE_CHECKING:
     from ase import Atoms
 
+#: Atoms per forward call by default: bounds the memory of a call (~0.4 GB peak for the sample
+#: scans against ~1.1 GB with 4096) and is the fastest on CPU (``benchmarks/memory.py``).
+DEFAULT_MAX_ATOMS = 512
+
 #: Where ``load_potential("default")`` looks for a shipped model.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.pt"
 
@@ -65,13 +69,17 @@ class TorchPotential:
     batch_frames : int, optional
         Most frames per forward call (default: as many as fit in ``max_atoms``).
     max_atoms : int
-        Most atoms per forward call (bounds memory; a single larger frame still goes alone).
+        Most atoms per forward call (bounds memory; a single larger frame still goes alone). Results
+        do not depend on it: frames are batched only with frames of the same padded layout
+        (:meth:`_layout`), so any budget gives the same bits as any other on CPU (tested); only
+        memory and speed change.
     name : str
         Name in reports.
     """
 
     def __init__(self, model: PESTransformer, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                 batch_frames: int | None = None, max_atoms: int = 4096, name: str = "pesprobe-model") -> None:
+                 batch_frames: int | None = None, max_atoms: int = DEFAULT_MAX_ATOMS,
+                 name: str = "pesprobe-model") -> None:
         if batch_frames is not None and batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
         if max_atoms < 1:
@@ -96,11 +104,70 @@ class TorchPotential:
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
         return f"pesprobe-transformer:{digest.hexdigest()}"
 
-    def _chunks(self, n_frames: int, n_atoms: int) -> list[tuple[int, int]]:
+    def _per_call(self, n_atoms: int) -> int:
+        """Frames of ``n_atoms`` atoms per forward call under ``max_atoms`` and ``batch_frames``."""
         per_call = max(1, self.max_atoms // max(n_atoms, 1))
         if self.batch_frames is not None:
             per_call = min(per_call, self.batch_frames)
+        return per_call
+
+    def _chunks(self, n_frames: int, n_atoms: int) -> list[tuple[int, int]]:
+        per_call = self._per_call(n_atoms)
         return [(start, min(start + per_call, n_frames)) for start in range(0, n_frames, per_call)]
+
+    def _layout(self, z: torch.Tensor, positions: np.ndarray, cell: np.ndarray | None, pbc: np.ndarray | None,
+                periodic: bool, frames: np.ndarray) -> list[tuple[int, int]]:
+        """Per frame of ``frames``: the most search candidates and the most tokens of one of its atoms.
+
+        These are the widths the model pads its per-atom tables to (the largest over a batch), and
+        the only way one frame's numbers depend on the others in its call: padded entries are
+        exact zeros, but a reduction over a wider row adds them in another order. Frames of one
+        layout give the same bits whether they go one by one or all together."""
+        from pesprobe.models.graph import find_candidates
+
+        n, n_atoms = len(frames), z.shape[0]
+        pos = torch.as_tensor(positions[frames].reshape(-1, 3), dtype=self.dtype, device=self.device)
+        system_index = torch.arange(n, device=self.device).repeat_interleave(n_atoms)
+        cell_t = None
+        pbc_np = np.zeros((n, 3), dtype=bool)
+        if periodic:
+            cell_t = torch.as_tensor(np.asarray(cell), dtype=self.dtype, device=self.device).expand(n, 3, 3)
+            pbc_np = np.broadcast_to(np.asarray(pbc, dtype=bool), (n, 3)).copy()
+        with torch.no_grad():
+            graph = self.model.build_graph(pos, cell_t, system_index, pbc_np)
+            candidates = find_candidates(pos.cpu().double().numpy(), system_index.cpu().numpy(),
+                                         None if cell_t is None else cell_t.cpu().double().numpy(), pbc_np,
+                                         self.model.config.candidate_cutoff)
+        total = n * n_atoms
+        tokens = np.bincount(graph.centre.cpu().numpy(), minlength=total).reshape(n, n_atoms).max(axis=1)
+        found = np.bincount(candidates.centre, minlength=total).reshape(n, n_atoms).max(axis=1)
+        return [(int(c), int(t)) for c, t in zip(found, tokens, strict=True)]
+
+    def _batches(self, z: torch.Tensor, positions: np.ndarray, cell: np.ndarray | None, pbc: np.ndarray | None,
+                 periodic: bool) -> list[np.ndarray]:
+        """The frames of each forward call: frames of one :meth:`_layout`, at most :meth:`_per_call` a call.
+
+        So results are bit-identical whatever ``max_atoms`` and ``batch_frames`` (and equal to
+        frame-by-frame evaluation); only memory and speed change. A frame whose layout cannot be
+        found (it makes the model raise) goes alone, and fails there."""
+        n_frames, n_atoms = positions.shape[:2]
+        keys: list[object] = []
+        for lo, hi in self._chunks(n_frames, n_atoms):
+            frames = np.arange(lo, hi)
+            try:
+                keys.extend(self._layout(z, positions, cell, pbc, periodic, frames))
+            except Exception:  # noqa: BLE001 - find the frames that raise
+                for frame in frames:
+                    try:
+                        keys.extend(self._layout(z, positions, cell, pbc, periodic, np.array([frame])))
+                    except Exception:  # noqa: BLE001 - evaluated alone below, where it fails
+                        keys.append(("alone", int(frame)))
+        groups: dict[object, list[int]] = {}
+        for frame, key in enumerate(keys):
+            groups.setdefault(key, []).append(frame)
+        per_call = self._per_call(n_atoms)
+        return [np.asarray(members[start:start + per_call]) for members in groups.values()
+                for start in range(0, len(members), per_call)]
 
     def _forward(self, numbers: torch.Tensor, positions: torch.Tensor, system_index: torch.Tensor,
                  cell: torch.Tensor | None, pbc: torch.Tensor | None, stress: bool) -> dict[str, torch.Tensor]:
@@ -124,33 +191,37 @@ class TorchPotential:
         errors: dict[int, str] = {}
         periodic = pbc is not None and bool(np.any(pbc))
         z = torch.as_tensor(np.asarray(numbers), dtype=torch.long, device=self.device)
-        for lo, hi in self._chunks(n_frames, n_atoms):
+        for frames in self._batches(z, positions, cell, pbc, periodic):
             try:
-                self._predict_frames(z, positions, cell, pbc, periodic, lo, hi, energy, forces)
+                self._predict_frames(z, positions, cell, pbc, periodic, frames, energy, forces)
             except Exception:
-                for frame in range(lo, hi):
+                for frame in frames:
                     try:
-                        self._predict_frames(z, positions, cell, pbc, periodic, frame, frame + 1, energy, forces)
+                        self._predict_frames(z, positions, cell, pbc, periodic, np.array([frame]), energy, forces)
                     except Exception as exc:  # one bad frame must not stop the scan
-                        errors[frame] = f"{type(exc).__name__}: {exc}"
+                        errors[int(frame)] = f"{type(exc).__name__}: {exc}"
         result = Predictions.from_arrays(energy, forces, seconds=time.perf_counter() - start_time)
         result.errors.update(errors)
         return result
 
     def _predict_frames(self, z: torch.Tensor, positions: np.ndarray, cell: np.ndarray | None,
-                        pbc: np.ndarray | None, periodic: bool, lo: int, hi: int, energy: np.ndarray,
+                        pbc: np.ndarray | None, periodic: bool, frames: np.ndarray, energy: np.ndarray,
                         forces: np.ndarray) -> None:
-        n = hi - lo
+        alone = len(frames) == 1
+        if alone:  # with a copy of itself: a one-system call can differ in the last bit from any other
+            frames = np.repeat(frames, 2)
+        n = len(frames)
         n_atoms = z.shape[0]
-        pos = torch.as_tensor(positions[lo:hi].reshape(-1, 3), dtype=self.dtype, device=self.device)
+        pos = torch.as_tensor(positions[frames].reshape(-1, 3), dtype=self.dtype, device=self.device)
         system_index = torch.arange(n, device=self.device).repeat_interleave(n_atoms)
         cell_t = pbc_t = None
         if periodic:
             cell_t = torch.as_tensor(np.asarray(cell), dtype=self.dtype, device=self.device).expand(n, 3, 3)
             pbc_t = torch.as_tensor(np.asarray(pbc, dtype=bool), device=self.device).expand(n, 3)
         out = self._forward(z.repeat(n), pos, system_index, cell_t, pbc_t, stress=False)
-        energy[lo:hi] = out["energy"].numpy()
-        forces[lo:hi] = out["forces"].numpy().reshape(n, n_atoms, 3)
+        keep = slice(0, 1) if alone else slice(None)
+        energy[frames[keep]] = out["energy"].numpy()[keep]
+        forces[frames[keep]] = out["forces"].numpy().reshape(n, n_atoms, 3)[keep]
 
     def evaluate_structures(self, structures: list[Atoms], compute_stress: bool = False) -> StructureResults:
         """Energies and forces of many structures of different sizes (e.g. MD replicas) in batched calls.

@@ -13,6 +13,9 @@ Forms (:data:`SPEC_FORMS`, which every command's ``--help`` lists)
     ASE's Lennard-Jones and Morse calculators (demos and tests; parameters of the golden tests).
 ``pyscf:<functional>/<basis>``
     DFT through PySCF (optional extra ``pesprobe[pyscf]``).
+``torchsim:MODULE:FACTORY``
+    FACTORY returns a torch-sim ``ModelInterface`` (MACE, SevenNet, ORB, ... wrappers), run batched
+    (:mod:`pesprobe.potentials.torchsim`; optional extra ``pesprobe[torchsim]``).
 ``MODULE:FACTORY``
     An importable module, or a path to a ``.py`` file, and a zero-argument callable that returns
     an ASE calculator (or a Potential).
@@ -97,6 +100,8 @@ SPEC_FORMS: tuple[SpecForm, ...] = (
     SpecForm("lj", "ASE Lennard-Jones; a demo", lambda: _lj_factory),
     SpecForm("morse", "ASE Morse; a demo", lambda: _morse_factory),
     SpecForm("pyscf:XC/BASIS", "DFT; extra pyscf"),
+    SpecForm("torchsim:MODULE:FACTORY", "a torch-sim model, batched: FACTORY returns a ModelInterface; extra "
+                                        "torchsim"),
     SpecForm("MODULE:FACTORY", "your model: a module or file.py whose zero-argument FACTORY returns an ASE "
                                "calculator"),
 )
@@ -153,6 +158,20 @@ def _pyscf_factory(spec: str) -> Callable[[], Any]:
     return pyscf_factory(xc=xc, basis=basis)
 
 
+def _torchsim_factory(spec: str) -> Callable[[], Any]:
+    """``torchsim:MODULE:FACTORY``: a factory of the batched :class:`~pesprobe.potentials.torchsim.TorchSimPotential`
+    around FACTORY's torch-sim model (also a torch model for the batched MD engine)."""
+    target = _import_target(spec.split(":", 1)[1])
+
+    def factory():
+        from pesprobe.potentials.torchsim import as_torchsim_potential
+
+        return as_torchsim_potential(make_calculator(target), name=spec)
+
+    factory.__qualname__ = f"torchsim:{getattr(target, '__qualname__', 'factory')}"
+    return factory
+
+
 def _import_target(spec: str) -> Any:
     module_name, _, attr = spec.rpartition(":")
     if not module_name or not attr:
@@ -195,6 +214,8 @@ def calculator_factory(spec: str) -> Callable[[], Any]:
         return BUILTIN_FACTORIES[key]()
     if key.startswith("pyscf:"):
         return _pyscf_factory(spec.strip())
+    if key.startswith("torchsim:"):
+        return _torchsim_factory(spec.strip())
     if key.startswith("pesprobe:"):
         from pesprobe.models import PESProbeCalculator
 

@@ -1,0 +1,97 @@
+"""pesprobe's Transformer as a torch-sim model, for torch-sim's MD, relaxations and autobatching.
+
+Needs torch-sim (``pip install pesprobe[torchsim]``)::
+
+    import torch_sim as ts
+    from pesprobe.models.torchsim import PesprobeTorchSimModel
+
+    model = PesprobeTorchSimModel("default")            # or a checkpoint path, or a PESTransformer
+    final = ts.integrate(system=atoms, model=model, integrator=ts.nvt_langevin, n_steps=100,
+                         temperature=300, timestep=0.0005)
+
+Conventions are torch-sim's: a ``SimState`` holds all systems flat, cell vectors as columns, one
+``pbc`` flag; energies eV, forces eV/Å, stress eV/Å³ (``(1/V) ∂E/∂ε``, the sign of ASE and of
+torch-sim's own models).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import torch
+from torch_sim.models.interface import ModelInterface
+from torch_sim.state import SimState
+
+from pesprobe.models.transformer import PESTransformer
+
+
+class PesprobeTorchSimModel(ModelInterface):
+    """A :class:`PESTransformer` behind torch-sim's ``ModelInterface``.
+
+    Parameters
+    ----------
+    model : PESTransformer, path or ``"default"``
+        The network, a pesprobe checkpoint, or the shipped default model.
+    device : str or torch.device
+    dtype : torch.dtype
+        The evaluation dtype (a converted copy of the network is made when it differs).
+    compute_stress : bool
+        Also return ``"stress"`` (conservative force head and periodic systems only; NaN otherwise).
+    """
+
+    def __init__(self, model: PESTransformer | str | os.PathLike = "default", device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float64, compute_stress: bool = False) -> None:
+        super().__init__()
+        if not isinstance(model, PESTransformer):
+            from pesprobe.models.potential import load_potential
+
+            model = load_potential(model, device=device, dtype=dtype).model
+        self._device = torch.device(device)
+        self._dtype = dtype
+        reference = model.element_refs
+        if reference.dtype != dtype or reference.device != self._device:
+            model = copy.deepcopy(model).to(device=self._device, dtype=dtype)
+        self.model = model
+        self._compute_forces = True
+        self._compute_stress = False
+        self.compute_stress = compute_stress
+        self._memory_scales_with = "n_atoms"  # a k-nearest-neighbour graph: work per atom is bounded
+
+    @property
+    def compute_stress(self) -> bool:
+        """Whether ``forward`` returns ``"stress"``."""
+        return self._compute_stress
+
+    @compute_stress.setter
+    def compute_stress(self, value: bool) -> None:
+        if value and self.model.config.force_head != "conservative":
+            raise NotImplementedError("stress needs the conservative force head")
+        self._compute_stress = bool(value)
+
+    @property
+    def compute_forces(self) -> bool:
+        """Always True: the model computes forces."""
+        return self._compute_forces
+
+    @compute_forces.setter
+    def compute_forces(self, value: bool) -> None:
+        if not value:
+            raise NotImplementedError("pesprobe models always compute forces")
+
+    def forward(self, state: SimState | dict, **kwargs) -> dict[str, torch.Tensor]:
+        """``{"energy": (n_systems,), "forces": (n_atoms, 3)[, "stress": (n_systems, 3, 3)]}`` of ``state``."""
+        if isinstance(state, dict):
+            state = SimState(**state, masses=torch.ones_like(state["positions"][:, 0]))
+        n_systems = state.n_systems
+        periodic = bool(state.pbc)
+        cell = state.cell.transpose(1, 2).to(self._dtype) if periodic else None  # columns -> rows
+        pbc = torch.full((n_systems, 3), periodic, dtype=torch.bool, device=self._device)
+        stress = self._compute_stress and periodic
+        out = self.model(state.positions.to(self._dtype), cell, state.system_idx, state.atomic_numbers.long(),
+                         pbc=pbc, compute_forces=True, compute_stress=stress)
+        result = {"energy": out["energy"].detach(), "forces": out["forces"].detach()}
+        if self._compute_stress:
+            result["stress"] = out["stress"].detach() if stress else torch.full(
+                (n_systems, 3, 3), float("nan"), dtype=self._dtype, device=self._device)
+        return result
