@@ -47,3 +47,17 @@ def test_results_are_bit_identical_for_any_batch_budget(monkeypatch) -> None:
     # Without the layout grouping the budget does change the last bits: what the grouping is for.
     monkeypatch.setattr(TorchPotential, "_layout", lambda self, z, p, cell, pbc, periodic, f: [0] * len(f))
     assert not np.array_equal(_run(potential, numbers, frames, 10**6), _run(potential, numbers, frames, budget))
+
+
+def test_bsct_max_batch_atoms_option_gives_the_same_results(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pesprobe.cli import app
+
+    runner = CliRunner()
+    for name, extra in (("default", []), ("small", ["--max-batch-atoms", "30"])):
+        outcome = runner.invoke(app, ["bsct", "--out", str(tmp_path / name), "--no-plots", *extra])
+        assert outcome.exit_code == 0, outcome.output
+    assert (tmp_path / "small" / "results.csv").read_text() == (tmp_path / "default" / "results.csv").read_text()
+    outcome = runner.invoke(app, ["bsct", "--calc", "lj", "--out", str(tmp_path / "lj"), "--max-batch-atoms", "30"])
+    assert outcome.exit_code == 0 and "does not apply" in outcome.output

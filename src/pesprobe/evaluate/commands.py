@@ -79,12 +79,26 @@ def bsct(
                                                "Always on with --jobs > 1 or --timeout.")] = False,
     timeout: Annotated[Optional[float], typer.Option(min=0.001, help="Seconds one scan may take; a scan still "
                                                                      "running then is killed and fails.")] = None,
+    max_batch_atoms: Annotated[Optional[int], typer.Option(min=1, help="Most atoms per forward call of a batched "
+                                                                       "model (pesprobe:, torchsim:); bounds its "
+                                                                       "memory, never changes results. Default: "
+                                                                       "the model's own (512 for pesprobe "
+                                                                       "models).")] = None,
 ) -> None:
     """Run the Bond Smoothness Characterization Test of a potential on a scan set."""
     from pesprobe.evaluate import evaluate
     from pesprobe.evaluate.lock import OutputBusyError
 
     try:
+        if max_batch_atoms is not None:
+            from pesprobe.potentials.registry import resolve
+
+            potential = resolve(calc)
+            if hasattr(potential, "max_atoms"):
+                potential.max_atoms = max_batch_atoms
+                calc = potential
+            else:
+                typer.echo(f"note: {calc} is evaluated frame by frame; --max-batch-atoms does not apply", err=True)
         result = evaluate(calc, data, out=out, jobs=jobs, shard=_parse_shard(shard), plots=plots, resume=resume,
                           threads=threads, isolate=isolate, timeout=timeout)
     except (SpecError, FileNotFoundError, ValueError, OutputBusyError) as exc:
