@@ -24,12 +24,13 @@ COMMAND_MODULES = (
     "pesprobe.md.commands",
     "pesprobe.train.commands",
     "pesprobe.study.commands",
+    "pesprobe.zoo.commands",
 )
 
 #: Commands that keep their finished work in the output folder, so that after an interruption
 #: (Ctrl-C) the same command line carries on where it stopped; given as (group, command).
 RESUMABLE = {("", "bsct"), ("", "md"), ("", "correlate"), ("", "leaderboard"), ("", "study"), ("", "train"),
-             ("scan", "build"), ("data", "sample")}
+             ("", "zoo"), ("scan", "build"), ("data", "sample")}
 
 INTERRUPTED = 130  # the shell's exit status for SIGINT
 

@@ -107,15 +107,16 @@ class BSCTResult:
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
         return buf.getvalue()
 
-    def write(self, out: str | Path, plots: bool = False) -> Path:
-        """Write results.json, results.csv, summary.md, report.html (and ``plots/``) atomically."""
+    def write(self, out: str | Path, plots: bool = False, report: bool = True) -> Path:
+        """Write results.json, results.csv and (``report``) summary.md, report.html and ``plots/``, atomically."""
         from pesprobe.report import write_report
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(out / "results.json", self.to_json())
         atomic_write(out / "results.csv", self.to_csv())
-        write_report(self, out, plots=plots)
+        if report:
+            write_report(self, out, plots=plots)
         return out
 
     @classmethod

@@ -117,7 +117,7 @@ def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo
 def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = None, jobs: int = 1,
              shard: tuple[int, int] | None = None, plots: bool = False, progress: bool = True,
              resume: bool = True, name: str | None = None, detect: bool = True, threads: int | None = 1,
-             isolate: bool = False, timeout: float | None = None) -> BSCTResult:
+             isolate: bool = False, timeout: float | None = None, report: bool = True) -> BSCTResult:
     """Run BSCT: evaluate ``calc`` on every scan of ``data`` and score it.
 
     Parameters
@@ -140,6 +140,9 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
         outputs with :func:`pesprobe.evaluate.merge`.
     plots : bool
         Write per-scan and summary figures into ``out/plots`` (requires ``out``).
+    report : bool
+        Write ``summary.md``, ``report.html`` and the summary figures (False: only ``results.json``,
+        ``results.csv`` and the cache, for callers that aggregate many runs themselves).
     progress : bool
         Show a progress bar.
     resume : bool
@@ -180,12 +183,12 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
             stack.enter_context(output_lock(out))
         stack.enter_context(thread_limit(threads))
         return _run(potential, spec, scanset, out, jobs, shard, plots, progress, resume, name, detect, threads,
-                    isolate, timeout)
+                    isolate, timeout, report)
 
 
 def _run(potential: Potential, spec: str | None, scanset: ScanSet, out: str | Path | None, jobs: int,
          shard: tuple[int, int] | None, plots: bool, progress: bool, resume: bool, name: str | None, detect: bool,
-         threads: int | None, isolate: bool, timeout: float | None) -> BSCTResult:
+         threads: int | None, isolate: bool, timeout: float | None, report: bool) -> BSCTResult:
     order = scanset.ids()
     if shard is not None:
         scanset = scanset.shard(*shard)
@@ -226,5 +229,5 @@ def _run(potential: Potential, spec: str | None, scanset: ScanSet, out: str | Pa
                         wall_seconds=time.perf_counter() - start,
                         predictions={scan.id: results[i] for i, scan in enumerate(scans)}, scans=scans)
     if out is not None:
-        result.write(out, plots=plots)
+        result.write(out, plots=plots, report=report)
     return result

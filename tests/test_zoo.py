@@ -1,0 +1,108 @@
+"""The model-zoo experiment: members, contract artifacts, a tiny resumable run end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from pesprobe.data import load_scans
+from pesprobe.data.embedded import embedded_scans_path
+from pesprobe.md.torch_models import MorsePair
+from pesprobe.zoo.contract import ContractPotential, CutoffArtifact, ZeroModel
+from pesprobe.zoo.members import default_members, quick_members
+from pesprobe.zoo.runner import ZooProfile, pick_molecules, run_zoo
+
+
+def test_default_roster_has_24_potentials_of_every_family():
+    members = default_members()
+    assert len(members) >= 24 and len({m.name for m in members}) == len(members)
+    families = {m.family for m in members}
+    assert families == {"trained", "third_party", "artifact"}
+    trained = [m for m in members if m.family == "trained"]
+    assert {m.model.get("graph", "diffknn") for m in trained} == {"knn", "diffknn", "radius"}
+    assert len({m.seed for m in trained}) >= 2 and len({m.steps for m in trained}) >= 3
+
+
+def _two_h2(d1: float, d2: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    pos = torch.tensor([[0, 0, 0], [d1, 0, 0], [0, 0, 0], [d2, 0, 0]], dtype=torch.float64, requires_grad=False)
+    return pos, torch.tensor([0, 0, 1, 1]), torch.tensor([1, 1, 1, 1])
+
+
+def test_cutoff_step_changes_energy_only_and_kink_changes_forces_by_its_amplitude():
+    base = MorsePair()
+    pos, sys, z = _two_h2(2.9, 3.1)
+    ref = base(pos, None, sys, z)
+    step = CutoffArtifact(base, "step", 0.1, 3.0)(pos, None, sys, z)
+    assert torch.allclose(step["forces"], ref["forces"])
+    assert torch.allclose(step["energy"] - ref["energy"], torch.tensor([0.1, 0.0], dtype=torch.float64))
+    kink = CutoffArtifact(base, "kink", 0.5, 3.0)(pos, None, sys, z)
+    extra = kink["forces"] - ref["forces"]
+    assert torch.allclose(extra[0], torch.tensor([-0.5, 0, 0], dtype=torch.float64))  # pushed apart
+    assert torch.allclose(extra[1], torch.tensor([0.5, 0, 0], dtype=torch.float64))
+    assert torch.allclose(extra[2:], torch.zeros(2, 3, dtype=torch.float64))
+    e = CutoffArtifact(base, "kink", 0.5, 3.0)  # the energy is A·(r_c − d) inside
+    assert torch.allclose(e(pos, None, sys, z)["energy"] - ref["energy"], torch.tensor([0.05, 0.0], dtype=torch.float64))
+    from pesprobe.md.torch_models import model_identity
+
+    assert model_identity(CutoffArtifact(base, "step", 0.1, 3.0)) != model_identity(CutoffArtifact(base, "kink", 0.1, 3.0))
+
+
+def test_contract_potential_scores_a_scan_like_the_model():
+    scan = next(iter(load_scans(embedded_scans_path())))
+    pot = ContractPotential(MorsePair(), "morse-pair", dtype=torch.float64)
+    pred = pot.predict(scan.numbers, scan.positions[:5])
+    one = MorsePair()(torch.tensor(scan.positions[2]), None, torch.zeros(scan.n_atoms, dtype=torch.long),
+                      torch.tensor(scan.numbers))
+    assert np.allclose(pred.forces[2], one["forces"].numpy()) and np.isclose(pred.energy[2], float(one["energy"][0]))
+    zero = ContractPotential(ZeroModel(), "zero", dtype=torch.float64).predict(scan.numbers, scan.positions[:3])
+    assert not zero.forces.any() and not zero.energy.any()
+
+
+def test_pick_molecules_honours_p_and_s_and_refuses_too_few():
+    scans = load_scans(embedded_scans_path())
+    molecules, paired = pick_molecules(scans, 4, 2, 1)
+    assert len(molecules) == 4 and sum(15 in m.numbers for m in molecules) >= 2
+    assert sum(16 in m.numbers for m in molecules) >= 1
+    assert {s.id for s in paired} == {s for m in molecules for s in m.scans}
+    with pytest.raises(ValueError, match="needs 16"):
+        pick_molecules(scans, 16, 3, 3)
+
+
+def test_tiny_zoo_runs_resumes_and_answers(tmp_path, one_torch_thread):
+    from pesprobe.data.structures import write_extxyz
+    from pesprobe.train.toy import toy_structures
+
+    write_extxyz(toy_structures(n_per_molecule=3), tmp_path / "train.xyz")
+    members = quick_members()
+    profile = ZooProfile(scans=embedded_scans_path(), train=tmp_path / "train.xyz", valid=None, members=members,
+                         temperatures=(300.0,), length_ps=0.01, seeds=(0,), n_molecules=3, min_p=1, min_s=1,
+                         train_overrides={"batch_size": 4, "warmup_steps": 2})
+    result = run_zoo(profile, tmp_path / "zoo", progress=False, log=lambda _: None, n_bootstrap=50,
+                     n_permutations=50)
+    assert set(result["members"]) == {m.name for m in members}
+    assert not any("skipped" in r for r in result["members"].values())
+    answers = result["answers"]["300"]
+    assert set(answers) >= {"full_smoothness", "roughness", "full_forces_mae"}
+    assert answers["full_smoothness"]["n_units"] == len(members)
+    assert np.isnan(answers["full_forces_mae"]["partial_rho"])
+    assert (tmp_path / "zoo" / "evidence.md").read_text().count("|") > 20
+    assert (tmp_path / "zoo" / "plots" / "scatter_300K.png").exists()
+    stored = json.loads((tmp_path / "zoo" / "zoo.json").read_text())
+    assert stored["molecules"] == result["molecules"]
+    again = run_zoo(profile, tmp_path / "zoo", progress=False, log=lambda _: None, n_bootstrap=50,
+                    n_permutations=50)
+    assert again["members"]["tiny-knn"]["bsct"] == result["members"]["tiny-knn"]["bsct"]
+    assert again["compute"]["train_s"] == result["compute"]["train_s"]  # nothing retrained
+
+
+def test_a_member_that_cannot_be_built_is_skipped_with_its_reason(tmp_path):
+    from pesprobe.zoo.members import Member
+    from pesprobe.zoo.runner import _Zoo
+
+    profile = ZooProfile(scans=embedded_scans_path(), train=tmp_path / "none.xyz", valid=None,
+                         members=[Member("ghost", "third_party", "no such SPEC", spec="no-such-potential")])
+    with pytest.raises(Exception, match="no-such-potential"):
+        _Zoo(profile, tmp_path, False, print).build(profile.members[0])
