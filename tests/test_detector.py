@@ -179,3 +179,31 @@ def test_unlabelled_extxyz_runs_through_the_cli(tmp_path):
     row = json.loads((tmp_path / "o" / "results.json").read_text())["systems"]["C-C/mine"]
     assert row["labelled"] is False and row["full_smoothness"] is None and row["roughness"] is not None
     assert "no reference labels" in (tmp_path / "o" / "summary.md").read_text()
+
+
+def test_refined_frames_of_a_scan_go_to_a_batched_potential_in_one_call():
+    scan = _scan()
+    d = _bond_length(scan)
+    calls = []
+
+    class Recording(ArtifactPotential):
+        def predict(self, numbers, positions, cell=None, pbc=None):
+            calls.append(len(positions))
+            return super().predict(numbers, positions, cell, pbc)
+
+    potential = Recording(BatchedMorse(), "step", 0.02, float(d[20] + 0.001), (0, 1))
+    potential2 = Recording(BatchedMorse(), "kink", 0.3, float(d[70] + 0.001), (0, 1))
+    both = ArtifactPotential(potential2, "step", 0.02, float(d[20] + 0.001), (0, 1))
+    m = _run(both, scan)
+    assert m.values["n_discontinuities"] == 2
+    assert calls == [scan.n_frames, 2 * D.REFINE_POINTS]  # the scan, then every refined frame at once
+
+
+def test_leaderboard_entry_carries_the_verdict():
+    from pesprobe.study.leaderboard import Candidate, entry_from_result
+
+    scans = ScanSet([make_scan(scan_id=f"C-C/{i}", seed=i) for i in range(3)], source="test")
+    result = evaluate(ZeroPotential(), scans, progress=False)
+    entry = entry_from_result(Candidate(name="zero", spec="zero", label="zero"), result)
+    assert entry.skill_full == pytest.approx(0.0, abs=1e-12) and np.isfinite(entry.roughness_median)
+    assert entry.n_discontinuity_scans == 0
