@@ -69,6 +69,15 @@ def test_composition_flags_elements_and_sizes():
     assert c.n_distinct == 3 and c.with_element["O"] == 1
 
 
+def test_large_preset_holds_out_at_least_30_validation_molecules(entries):
+    from pesprobe.data.sample import SampleSettings, split_molecules
+
+    p = sample_preset(PRESET)
+    assignment = split_molecules([name for _, name in entries], SampleSettings().split, p.seed)
+    assert sum(split == "val" for split in assignment.values()) >= 30
+    assert sum(split == "test" for split in assignment.values()) >= 30
+
+
 def test_large_preset_samples_near_and_far_from_equilibrium():
     p = sample_preset(PRESET)
     assert min(p.temperatures) <= 300 and max(p.temperatures) >= 1200

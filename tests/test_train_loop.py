@@ -135,6 +135,7 @@ def test_epochs_set_the_number_of_steps(toy_xyz, tmp_path):
     ("train", "forces_weight", 0.0, r"train\.forces_weight: must be > 0 with train\.energy_share"),
     ("train", "patience", 0, r"train\.patience: must be >= 1 or null"),
     ("train", "min_delta", 1.0, r"train\.min_delta: must be in \[0, 1\)"),
+    ("data", "max_force", -1.0, r"data\.max_force: must be > 0"),
 ])
 def test_bad_config_values_name_the_key(toy_xyz, tmp_path, section, key, value, message):
     cfg = config(toy_xyz, tmp_path / "run")
@@ -197,5 +198,6 @@ def test_cli_trains_and_reports(toy_xyz, tmp_path):
     assert result.exit_code == 0, result.output
     assert "trained 3 steps on 20 structures (4 for validation)" in result.output
     assert "valid_forces_mae" in result.output and "last.pt" in result.output
+    assert "baseline_linear_energy_mae" in result.output and "best.pt" in result.output
     again = runner.invoke(app, ["train", str(tmp_path / "cfg.yaml"), "--no-progress"])
     assert again.exit_code == 2 and "pass --resume" in again.output

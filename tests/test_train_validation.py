@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pesprobe.data.structures import Structure
-from pesprobe.train import read_log, train
+from pesprobe.train import ConfigError, read_log, train
 from pesprobe.train.baselines import energy_breakdown, validation_baselines, validation_score
 from pesprobe.train.curves import MAX_ROWS, learning_curves_markdown
 from pesprobe.train.stopping import EarlyStopping
@@ -78,6 +78,27 @@ def test_validation_is_reported_beside_the_baselines_and_best_pt_is_the_best(toy
     state = load_checkpoint(result.checkpoints["valid_score"])[1]["train_state"]
     assert result.checkpoints["valid_score"].name == "best.pt" and state["step"] == best["step"]
     assert result.baselines["valid_molecules"] == base["valid_molecules"]
+    (data,) = [r for r in records if r["event"] == "data"]
+    assert (data["train_structures"], data["valid_structures"]) == (len(train_set), len(valid_set))
+    assert data["dropped_max_force"] == 0
+
+
+def test_max_force_drops_structures_with_large_forces(toy_xyz):  # noqa: F811
+    from pesprobe.train import TrainConfig
+    from pesprobe.train.loop import read_datasets
+
+    cfg = config(toy_xyz, "unused")
+    everything = read_datasets(TrainConfig.from_dict(cfg))
+    largest = np.array([np.abs(s.forces).max() for s in everything.train + everything.valid])
+    limit = float(np.median(largest))
+    cfg["data"]["max_force"] = limit
+    split = read_datasets(TrainConfig.from_dict(cfg))
+    assert split.dropped == int(np.sum(largest > limit)) > 0
+    assert all(np.abs(s.forces).max() <= limit for s in split.train + split.valid)
+    assert {s.molecule for s in split.valid} <= {s.molecule for s in everything.valid}  # the split is kept
+    cfg["data"]["max_force"] = 1e-9
+    with pytest.raises(ConfigError, match="no training structure"):
+        read_datasets(TrainConfig.from_dict(cfg))
 
 
 def test_energy_share_gives_energies_their_share_of_the_loss(toy_xyz, tmp_path):  # noqa: F811

@@ -32,6 +32,10 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"trained {result.steps} steps on {result.n_train} structures "
                    f"({result.n_valid} for validation) in {result.wall_seconds:.1f} s -> {result.out}")
+        if result.stopped_early:
+            typer.echo(f"  stopped early at step {result.steps}: valid_score stopped improving (train.patience)")
+        for name, value in result.baselines.items():
+            typer.echo(f"  {name:34s} {value:.6g}" if isinstance(value, float) else f"  {name:34s} {value}")
         for name, value in result.metrics.items():
             typer.echo(f"  {name:22s} {value:.6g}" if isinstance(value, float) else f"  {name:22s} {value}")
         for name, path in result.checkpoints.items():

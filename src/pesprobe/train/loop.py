@@ -85,8 +85,38 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def load_datasets(config: TrainConfig) -> tuple[list[Structure], list[Structure]]:
-    """Training and validation structures (validation held out by molecule unless given)."""
+@dataclass
+class DataSplit:
+    """The structures a run trains and validates on.
+
+    Attributes
+    ----------
+    train, valid : list of Structure
+    dropped : int
+        Structures left out by ``data.max_force``.
+    """
+
+    train: list[Structure]
+    valid: list[Structure]
+    dropped: int = 0
+
+    def as_record(self) -> dict[str, int]:
+        """Counts for the training log."""
+        return {"train_structures": len(self.train), "valid_structures": len(self.valid),
+                "train_molecules": len({s.molecule for s in self.train}),
+                "valid_molecules": len({s.molecule for s in self.valid}), "dropped_max_force": self.dropped}
+
+
+def _below(structures: list[Structure], max_force: float | None) -> list[Structure]:
+    """Structures whose force components are all at most ``max_force`` eV/Å (unlabelled forces pass)."""
+    if max_force is None:
+        return structures
+    return [s for s in structures if not s.has_forces or float(np.abs(s.forces).max()) <= max_force]
+
+
+def read_datasets(config: TrainConfig) -> DataSplit:
+    """Training and validation structures (validation held out by molecule unless given), without
+    the structures above ``data.max_force``."""
     data = config.data
     structures = read_structures(data.train, data.energy_key, data.forces_key)
     if data.valid:
@@ -94,8 +124,19 @@ def load_datasets(config: TrainConfig) -> tuple[list[Structure], list[Structure]
         overlap = {s.molecule for s in structures} & {s.molecule for s in valid}
         if overlap:
             raise ConfigError(f"data.valid: {len(overlap)} molecules are also in data.train, e.g. {sorted(overlap)[0]}")
-        return structures, valid
-    return split_by_molecule(structures, data.valid_fraction, data.seed)
+    else:
+        structures, valid = split_by_molecule(structures, data.valid_fraction, data.seed)
+    train, kept_valid = _below(structures, data.max_force), _below(valid, data.max_force)
+    dropped = len(structures) + len(valid) - len(train) - len(kept_valid)
+    if not train:
+        raise ConfigError(f"data.max_force: no training structure has all forces below {data.max_force} eV/Å")
+    return DataSplit(train, kept_valid, dropped)
+
+
+def load_datasets(config: TrainConfig) -> tuple[list[Structure], list[Structure]]:
+    """Training and validation structures of :func:`read_datasets`."""
+    split = read_datasets(config)
+    return split.train, split.valid
 
 
 def _as_config(config: TrainConfig | dict | str | Path) -> TrainConfig:
@@ -147,7 +188,8 @@ class _Trainer:
         loop = config.train
         self.out = Path(loop.out)
         self.dtype = DTYPES[loop.dtype]
-        self.train_set, self.valid_set = load_datasets(config)
+        self.data = read_datasets(config)
+        self.train_set, self.valid_set = self.data.train, self.data.valid
         self.sampler = StepSampler(len(self.train_set), loop.batch_size, loop.seed, ranks.rank, ranks.world_size)
         if loop.steps is not None:
             self.total_steps = loop.steps
@@ -209,8 +251,10 @@ class _Trainer:
             self.stopping.load_state_dict(state["stopping"])
         self.baselines: Baselines | None = (validation_baselines(self.train_set, self.valid_set)
                                             if self.valid_set else None)
-        if self.baselines is not None and not resume:
-            self.log.write({"event": "baselines", "step": 0, **self.baselines.as_record()})
+        if not resume:
+            self.log.write({"event": "data", "step": 0, **self.data.as_record()})
+            if self.baselines is not None:
+                self.log.write({"event": "baselines", "step": 0, **self.baselines.as_record()})
         self.evaluators: list[Validation | BSCTInTheLoop] = [
             Validation(self.valid_set, loop.eval_every, loop.valid_batch_size, ranks, self.dtype, self.baselines)]
         if config.bsct is not None:
