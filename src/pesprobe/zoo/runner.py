@@ -72,8 +72,9 @@ class ZooProfile:
 
 
 def pick_molecules(scans: ScanSet, n: int, min_p: int, min_s: int) -> tuple[list[Molecule], ScanSet]:
-    """``n`` distinct molecules of ``scans`` (≥ ``min_p`` with P, ≥ ``min_s`` with S), in id order,
-    and the scans that start from them (each molecule's BSCT figures pair with its MD).
+    """``n`` distinct molecules of ``scans`` (≥ ``min_p`` with P, ≥ ``min_s`` with S; the rest taken round
+    robin over the bond types), in id order, and the scans that start from them (each molecule's
+    BSCT figures pair with its MD).
 
     Raises
     ------
@@ -82,7 +83,12 @@ def pick_molecules(scans: ScanSet, n: int, min_p: int, min_s: int) -> tuple[list
     """
     from pesprobe.md.systems import molecules_from_scans
 
-    every = sorted(molecules_from_scans(scans), key=lambda m: m.id)
+    by_group: dict[str, list[Molecule]] = {}
+    for m in sorted(molecules_from_scans(scans), key=lambda m: m.id):
+        by_group.setdefault(m.id.split("/")[0], []).append(m)
+    # round robin over the bond types, so the molecules spread over the chemistry of the scans
+    every = [g[k] for k in range(max((len(g) for g in by_group.values()), default=0))
+             for _, g in sorted(by_group.items()) if k < len(g)]
     with_p = [m for m in every if 15 in m.numbers]
     with_s = [m for m in every if 16 in m.numbers and m not in with_p[:min_p]]
     if len(every) < n or len(with_p) < min_p or len(with_s) < min_s:
