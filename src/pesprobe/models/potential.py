@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 #: scans against ~1.1 GB with 4096) and is the fastest on CPU (``benchmarks/memory.py``).
 DEFAULT_MAX_ATOMS = 512
 
+#: Atoms of ghost frames ending every batched call (:meth:`TorchPotential._predict_frames`): more
+#: than the widest SIMD vector of float32 (16), so no real frame lies in a kernel's tail.
+TAIL_ATOMS = 16
+
 #: Where ``load_potential("default")`` looks for a shipped model.
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "resources" / "models" / "default.pt"
 
@@ -106,7 +110,8 @@ class TorchPotential:
 
     def _per_call(self, n_atoms: int) -> int:
         """Frames of ``n_atoms`` atoms per forward call under ``max_atoms`` and ``batch_frames``."""
-        per_call = max(1, self.max_atoms // max(n_atoms, 1))
+        ghosts = -(-TAIL_ATOMS // max(n_atoms, 1))
+        per_call = max(1, self.max_atoms // max(n_atoms, 1) - ghosts)
         if self.batch_frames is not None:
             per_call = min(per_call, self.batch_frames)
         return per_call
@@ -207,11 +212,13 @@ class TorchPotential:
     def _predict_frames(self, z: torch.Tensor, positions: np.ndarray, cell: np.ndarray | None,
                         pbc: np.ndarray | None, periodic: bool, frames: np.ndarray, energy: np.ndarray,
                         forces: np.ndarray) -> None:
-        alone = len(frames) == 1
-        if alone:  # with a copy of itself: a one-system call can differ in the last bit from any other
-            frames = np.repeat(frames, 2)
-        n = len(frames)
+        # Copies of the first frame go last, as ghosts whose results are dropped: vectorised kernels
+        # treat the last few elements of an array (a partial SIMD vector) differently, so the real
+        # frames must never be last; TAIL_ATOMS atoms of ghosts cover any such tail.
+        real = len(frames)
         n_atoms = z.shape[0]
+        frames = np.concatenate([frames, np.repeat(frames[:1], -(-TAIL_ATOMS // max(n_atoms, 1)))])
+        n = len(frames)
         pos = torch.as_tensor(positions[frames].reshape(-1, 3), dtype=self.dtype, device=self.device)
         system_index = torch.arange(n, device=self.device).repeat_interleave(n_atoms)
         cell_t = pbc_t = None
@@ -219,9 +226,8 @@ class TorchPotential:
             cell_t = torch.as_tensor(np.asarray(cell), dtype=self.dtype, device=self.device).expand(n, 3, 3)
             pbc_t = torch.as_tensor(np.asarray(pbc, dtype=bool), device=self.device).expand(n, 3)
         out = self._forward(z.repeat(n), pos, system_index, cell_t, pbc_t, stress=False)
-        keep = slice(0, 1) if alone else slice(None)
-        energy[frames[keep]] = out["energy"].numpy()[keep]
-        forces[frames[keep]] = out["forces"].numpy().reshape(n, n_atoms, 3)[keep]
+        energy[frames[:real]] = out["energy"].numpy()[:real]
+        forces[frames[:real]] = out["forces"].numpy().reshape(n, n_atoms, 3)[:real]
 
     def evaluate_structures(self, structures: list[Atoms], compute_stress: bool = False) -> StructureResults:
         """Energies and forces of many structures of different sizes (e.g. MD replicas) in batched calls.
