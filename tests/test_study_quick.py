@@ -48,6 +48,8 @@ def test_quick_study_exercises_every_stage(quick):
         assert v["steps"] == 24
         assert v["valid"]["valid_energy_mae"] > 0 and v["valid"]["valid_forces_mae"] > 0
         assert v["valid"]["n_train"] > 0 and v["valid"]["n_valid"] > 0
+        assert v["valid"]["baseline_linear_energy_mae"] > 0 and v["valid"]["valid_molecules"] >= 1
+        assert 0 < v["valid"]["valid_energy_offset_mae"] <= v["valid"]["valid_energy_mae"]
         assert v["bsct"]["n_scans"] == 3 and v["bsct"]["full_smoothness"] > 0
         assert set(v["scans"]) == set(study["bsct_scans"])
         assert v["md"]["n_trajectories"] == 2 and set(v["molecules"]) == set(study["md_molecules"])

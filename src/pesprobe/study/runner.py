@@ -291,7 +291,9 @@ class _Study:
             name=variant.name, label=variant.label, extends=variant.extends, model=dict(variant.model), steps=steps,
             key=key, identity=potential.identity(),
             valid={**{k: float(trained.metrics.get(k, math.nan)) for k in
-                      ("valid_energy_mae", "valid_forces_mae", "valid_energy_rmse", "valid_forces_rmse")},
+                      ("valid_energy_mae", "valid_forces_mae", "valid_energy_rmse", "valid_forces_rmse",
+                       "valid_energy_offset_mae", "valid_energy_within_mae", "valid_score")},
+                   **{k: float(v) for k, v in trained.baselines.items()},
                    "n_train": trained.n_train, "n_valid": trained.n_valid},
             bsct={**{k: _num(summary.get(k)) for k in BSCT_KEYS},
                   "spurious_minima": _num(summary["stats"]["spurious_minima"]["mean"]),
