@@ -100,8 +100,7 @@ SPEC_FORMS: tuple[SpecForm, ...] = (
     SpecForm("lj", "ASE Lennard-Jones; a demo", lambda: _lj_factory),
     SpecForm("morse", "ASE Morse; a demo", lambda: _morse_factory),
     SpecForm("pyscf:XC/BASIS", "DFT; extra pyscf"),
-    SpecForm("torchsim:MODULE:FACTORY", "a torch-sim model, batched: FACTORY returns a ModelInterface; extra "
-                                        "torchsim"),
+    SpecForm("torchsim:MODULE:FN", "a torch-sim model, batched: FN returns a ModelInterface; extra torchsim"),
     SpecForm("MODULE:FACTORY", "your model: a module or file.py whose zero-argument FACTORY returns an ASE "
                                "calculator"),
 )
