@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from pesprobe.evaluate.executors import CLUSTER_HELP
 from pesprobe.potentials.registry import DEFAULT_SPEC, SpecError, spec_help
 
 
@@ -84,6 +85,7 @@ def bsct(
                                                                        "memory, never changes results. Default: "
                                                                        "the model's own (512 for pesprobe "
                                                                        "models).")] = None,
+    cluster: Annotated[Optional[str], typer.Option(help=CLUSTER_HELP)] = None,
 ) -> None:
     """Run the Bond Smoothness Characterization Test of a potential on a scan set."""
     from pesprobe.evaluate import evaluate
@@ -100,7 +102,7 @@ def bsct(
             else:
                 typer.echo(f"note: {calc} is evaluated frame by frame; --max-batch-atoms does not apply", err=True)
         result = evaluate(calc, data, out=out, jobs=jobs, shard=_parse_shard(shard), plots=plots, resume=resume,
-                          threads=threads, isolate=isolate, timeout=timeout)
+                          threads=threads, isolate=isolate, timeout=timeout, cluster=cluster)
     except (SpecError, FileNotFoundError, ValueError, OutputBusyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

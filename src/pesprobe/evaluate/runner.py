@@ -30,6 +30,7 @@ from pesprobe.data.embedded import embedded_scans_path
 from pesprobe.data.scan import Scan
 from pesprobe.evaluate.cache import PredictionCache
 from pesprobe.evaluate.calls import safe_predict
+from pesprobe.evaluate.executors import ClusterExecutor, bsct_outcomes, cluster_executor, parse_cluster
 from pesprobe.evaluate.isolation import TIMED_OUT, IsolatedPool, Outcome, start_context
 from pesprobe.evaluate.lock import output_lock
 from pesprobe.evaluate.refine import empty_predictions, refine
@@ -83,10 +84,15 @@ def _cuda_in_use() -> bool:
 
 def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo: list[int], jobs: int,
                  cached: dict[int, Predictions], detect: bool, isolate: bool = False,
-                 timeout: float | None = None, threads: int | None = 1) -> Iterator[Outcome]:
-    """One :class:`Outcome` per scan of ``todo``: in this process, or in worker processes when
-    ``jobs > 1``, ``isolate`` or ``timeout`` (see :mod:`pesprobe.evaluate.isolation`)."""
+                 timeout: float | None = None, threads: int | None = 1,
+                 executor: ClusterExecutor | None = None) -> Iterator[Outcome]:
+    """One :class:`Outcome` per scan of ``todo``: in this process, in worker processes when
+    ``jobs > 1``, ``isolate`` or ``timeout`` (see :mod:`pesprobe.evaluate.isolation`), or as tasks
+    on a Dask cluster with ``executor`` (see :mod:`pesprobe.evaluate.executors`)."""
     if not todo:
+        return
+    if executor is not None:
+        yield from bsct_outcomes(executor, potential, spec, scans, todo, cached, detect, threads)
         return
     if jobs <= 1 and not isolate and timeout is None:
         for i in todo:
@@ -117,7 +123,8 @@ def _predictions(potential: Potential, spec: str | None, scans: list[Scan], todo
 def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = None, jobs: int = 1,
              shard: tuple[int, int] | None = None, plots: bool = False, progress: bool = True,
              resume: bool = True, name: str | None = None, detect: bool = True, threads: int | None = 1,
-             isolate: bool = False, timeout: float | None = None, report: bool = True) -> BSCTResult:
+             isolate: bool = False, timeout: float | None = None, report: bool = True,
+             cluster: str | ClusterExecutor | None = None) -> BSCTResult:
     """Run BSCT: evaluate ``calc`` on every scan of ``data`` and score it.
 
     Parameters
@@ -163,6 +170,11 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
     timeout : float, optional
         Seconds one scan (all its frames and refined frames) may take; a scan still running then
         is killed with its worker and fails with the reason. Implies worker processes.
+    cluster : str or ClusterExecutor, optional
+        Evaluate the scans as tasks on a Dask cluster instead (``jobs`` and ``isolate`` then do not
+        apply): ``"local:N"``, a scheduler address ``"tcp://HOST:PORT"``, or an open
+        :class:`~pesprobe.evaluate.executors.ClusterExecutor` (reused across runs). Results, cache
+        and resume are as with ``jobs``; see :mod:`pesprobe.evaluate.executors`.
 
     Returns
     -------
@@ -175,6 +187,12 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
     """
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+    if cluster is not None:
+        if timeout is not None:
+            raise ValueError("--timeout is not available with --cluster (a Dask task cannot be stopped from "
+                             "outside); use --jobs for it")
+        if isinstance(cluster, str):
+            parse_cluster(cluster)
     spec = calc if isinstance(calc, str) else None
     potential = resolve(calc) if spec else as_potential(calc, name=name)
     scanset = data if isinstance(data, ScanSet) else load_scans(embedded_scans_path() if data is None else data)
@@ -182,13 +200,15 @@ def evaluate(calc: Any, data: str | Path | ScanSet, out: str | Path | None = Non
         if out is not None:
             stack.enter_context(output_lock(out))
         stack.enter_context(thread_limit(threads))
+        executor = stack.enter_context(cluster_executor(cluster))
         return _run(potential, spec, scanset, out, jobs, shard, plots, progress, resume, name, detect, threads,
-                    isolate, timeout, report)
+                    isolate, timeout, report, executor)
 
 
 def _run(potential: Potential, spec: str | None, scanset: ScanSet, out: str | Path | None, jobs: int,
          shard: tuple[int, int] | None, plots: bool, progress: bool, resume: bool, name: str | None, detect: bool,
-         threads: int | None, isolate: bool, timeout: float | None, report: bool) -> BSCTResult:
+         threads: int | None, isolate: bool, timeout: float | None, report: bool,
+         executor: ClusterExecutor | None = None) -> BSCTResult:
     order = scanset.ids()
     if shard is not None:
         scanset = scanset.shard(*shard)
@@ -214,7 +234,7 @@ def _run(potential: Potential, spec: str | None, scanset: ScanSet, out: str | Pa
                disable=not progress)
     with bar:
         for outcome in _predictions(potential, spec, scans, todo, jobs, cached, detect, isolate=isolate,
-                                    timeout=timeout, threads=threads):
+                                    timeout=timeout, threads=threads, executor=executor):
             i, pred, extra = outcome.index, outcome.pred, outcome.extra
             results[i], refined[i] = pred, extra
             if cache is not None:

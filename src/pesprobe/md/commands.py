@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from pesprobe.evaluate.executors import CLUSTER_HELP
 from pesprobe.potentials.registry import DEFAULT_SPEC, spec_help
 
 Data = Annotated[Optional[Path], typer.Option(help="Molecules: extended XYZ file, or a scan set (published-layout "
@@ -80,6 +81,7 @@ def md(
                                                               "(default: all).")] = None,
     device: Annotated[Optional[str], typer.Option(help="Batched engine: torch device.")] = None,
     plots: Plots = True, resume: Resume = True,
+    cluster: Annotated[Optional[str], typer.Option(help=CLUSTER_HELP)] = None,
 ) -> None:
     """MD stability test: NVE/NVT trajectories per molecule and seed, failures and stability measures."""
     from pesprobe.md.study import run_stability
@@ -90,7 +92,7 @@ def md(
                      spike_settle)
     try:
         result = run_stability(calc, _data(data), config, out=out, engine=engine, jobs=jobs, batch_size=batch_size,
-                               device=device, plots=plots, resume=resume)
+                               device=device, plots=plots, resume=resume, cluster=cluster)
     except (SpecError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -210,7 +210,7 @@ def _as_molecules(molecules: str | Path | ScanSet | list[Molecule]) -> list[Mole
 def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecule], config: MDConfig | None = None,
                   out: str | Path | None = None, engine: str = "auto", jobs: int = 1, batch_size: int | None = None,
                   device: str | None = None, plots: bool = True, progress: bool = True, resume: bool = True,
-                  name: str | None = None) -> StabilityResult:
+                  name: str | None = None, cluster: Any = None) -> StabilityResult:
     """Run the MD stability test: one trajectory per molecule and seed.
 
     Parameters
@@ -243,11 +243,20 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
         Reuse finished trajectories in ``out/runs`` whose settings, potential and molecule match.
     name : str, optional
         Display name of the potential.
+    cluster : str or ClusterExecutor, optional
+        Integrate on a Dask cluster (``"local:N"``, ``"tcp://HOST:PORT"`` or an open
+        :class:`~pesprobe.evaluate.executors.ClusterExecutor`): one task per trajectory (ASE
+        engine) or per batch (batched engine; no mid-batch state file then). Only this process
+        writes ``out``; see :mod:`pesprobe.evaluate.executors`.
 
     Returns
     -------
     StabilityResult
     """
+    from pesprobe.evaluate.executors import cluster_executor, parse_cluster
+
+    if isinstance(cluster, str):
+        parse_cluster(cluster)
     config = config or MDConfig()
     eng = resolve_engine(potential, engine, name)
     mols = _as_molecules(molecules)
@@ -270,13 +279,15 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     todo = [(m, s) for m, s in tasks if (m.key, s) not in done]
     chunks = _chunks(todo, batch_size, prints) if eng.kind == "batched" else []
     checkpointed = 0  # trajectory-steps an interrupted batch already did (its state file goes on from them)
-    if store is not None and chunks:
+    if store is not None and chunks and cluster is None:  # cluster tasks keep no state files
         from pesprobe.md.batched import checkpoint_ticked
 
         checkpointed = sum(checkpoint_ticked(store.checkpoint_path(key), key) * len(chunk) for chunk, key in chunks)
-    with _Progress(f"MD {eng.name}", len(tasks), len(done), config, checkpointed,
-                   enabled=progress and bool(todo)) as bar:
-        for (m, s), raw in _integrate(eng, todo, config, jobs, device, bar, store, chunks):
+    spec = potential.strip() if isinstance(potential, str) else None
+    with cluster_executor(cluster if todo else None) as executor, \
+            _Progress(f"MD {eng.name}", len(tasks), len(done), config, checkpointed,
+                      enabled=progress and bool(todo)) as bar:
+        for (m, s), raw in _integrate(eng, todo, config, jobs, device, bar, store, chunks, executor, spec):
             result = finish(raw, m, s, config, eng.name, eng.kind, prints[(m.key, s)])
             if store is not None:
                 store.save(result, raw)
@@ -369,9 +380,14 @@ def _chunks(todo: list[tuple[Molecule, int]], batch_size: int | None,
 
 def _integrate(eng: _Engine, todo: list[tuple[Molecule, int]], config: MDConfig, jobs: int, device: str | None,
                progress: _Progress, store: RunStore | None,
-               chunks: list[tuple[list[tuple[Molecule, int]], str]]
+               chunks: list[tuple[list[tuple[Molecule, int]], str]], executor: Any = None, spec: str | None = None
                ) -> Iterator[tuple[tuple[Molecule, int], RawTrajectory]]:
     if not todo:
+        return
+    if executor is not None:
+        from pesprobe.evaluate.executors import md_outcomes
+
+        yield from md_outcomes(executor, eng, spec, todo, chunks, config, device, progress)
         return
     if eng.kind == "batched":
         from pesprobe.md.batched import BatchedIntegrator, checkpoint_ticked

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from pesprobe.evaluate.executors import CLUSTER_HELP
+
 
 def leaderboard(
     data: Annotated[Optional[Path], typer.Option(help="Scan set: published-layout folder, compact .npz or "
@@ -25,6 +27,7 @@ def leaderboard(
     rank_by: Annotated[str, typer.Option(help="full, full-median, compress, stretch, energy or forces "
                                               "(lower is better).")] = "full",
     progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")] = True,
+    cluster: Annotated[Optional[str], typer.Option(help=CLUSTER_HELP)] = None,
 ) -> None:
     """Run BSCT for every available potential and write a ranked smoothness leaderboard."""
     from pesprobe.data.embedded import embedded_scans_path
@@ -39,7 +42,7 @@ def leaderboard(
     limit_threads(threads)
     try:
         board = run_leaderboard(data if data is not None else embedded_scans_path(), out, names=names, jobs=jobs,
-                                max_scans=max_scans, rank_by=rank_by, progress=progress,
+                                max_scans=max_scans, rank_by=rank_by, progress=progress, cluster=cluster,
                                 log=lambda line: typer.echo(line, err=True))
     except (FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from pesprobe.data import ScanSet, load_scans
 from pesprobe.data.atomic import json_safe
 from pesprobe.evaluate import BSCTResult, evaluate
+from pesprobe.evaluate.executors import ClusterExecutor, cluster_executor, parse_cluster
 from pesprobe.potentials.registry import resolve
 
 
@@ -262,7 +263,7 @@ def _skip_reason(candidate: Candidate, exc: Exception) -> str:
 
 def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence[str] | None = None,
                     jobs: int = 1, max_scans: int | None = None, rank_by: str = "full", progress: bool = True,
-                    log: Callable[[str], None] = print) -> Leaderboard:
+                    log: Callable[[str], None] = print, cluster: str | None = None) -> Leaderboard:
     """Run BSCT for each available potential and write the ranked leaderboard.
 
     Parameters
@@ -284,6 +285,10 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
         Show a progress bar per potential.
     log : callable
         Receives one line per skipped or failed potential.
+    cluster : str, optional
+        Evaluate the scans on a Dask cluster (``local:N`` or a scheduler address), one client for
+        all potentials; each potential goes to the workers as its SPEC (see
+        :mod:`pesprobe.evaluate.executors`).
 
     Returns
     -------
@@ -297,7 +302,17 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
         scans = subset(scans, max_scans)
     if not len(scans):
         raise ValueError(f"{scans.source or data}: no scans to evaluate")
+    if cluster is not None:
+        parse_cluster(cluster)
     out = Path(out)
+    with cluster_executor(cluster) as executor:
+        board = _run_board(chosen, scans, out, jobs, rank_by, progress, log, executor)
+    board.write(out)
+    return board
+
+
+def _run_board(chosen: list[Candidate], scans: ScanSet, out: Path, jobs: int, rank_by: str, progress: bool,
+               log: Callable[[str], None], executor: ClusterExecutor | None) -> Leaderboard:
     entries: list[Entry] = []
     skipped: list[Skipped] = []
     by_group: dict[str, dict[str, float]] = {}
@@ -309,8 +324,9 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
             log(f"skipping {candidate.name}: {skipped[-1].reason}")
             continue
         try:
-            result = evaluate(potential, scans, out=out / candidate.folder, jobs=jobs, progress=progress,
-                              name=candidate.name)
+            # on a cluster the workers get the SPEC (a resolved calculator need not pickle)
+            result = evaluate(potential if executor is None else candidate.spec, scans, out=out / candidate.folder,
+                              jobs=jobs, progress=progress, name=candidate.name, cluster=executor)
         except Exception as exc:  # noqa: BLE001 - one broken potential must not lose the others
             skipped.append(Skipped(candidate.name, candidate.spec, f"BSCT failed: {type(exc).__name__}: {exc}"))
             log(f"{candidate.name}: {skipped[-1].reason}")
@@ -322,8 +338,6 @@ def run_leaderboard(data: str | Path | ScanSet, out: str | Path, names: Sequence
             continue
         entries.append(entry_from_result(candidate, result))
         by_group[candidate.name] = {g: block["full_smoothness"] for g, block in result.summary["by_group"].items()}
-    board = Leaderboard(entries=rank(entries, rank_by), skipped=skipped, source=scans.source,
-                        scan_ids=scans.ids(), rank_by=rank_by, by_group=by_group,
-                        n_data_problems=len(scans.problems))
-    board.write(out)
-    return board
+    return Leaderboard(entries=rank(entries, rank_by), skipped=skipped, source=scans.source,
+                       scan_ids=scans.ids(), rank_by=rank_by, by_group=by_group,
+                       n_data_problems=len(scans.problems))
