@@ -122,7 +122,7 @@ class LoopConfig:
     min_lr_ratio: float = 0.01
     energy_weight: float = 1.0
     forces_weight: float = 10.0
-    energy_share: float | None = 0.5
+    energy_share: float | None = 0.2
     balance_decay: float = 0.99
     energy_share_ramp: float = 0.2
     patience: int | None = None
