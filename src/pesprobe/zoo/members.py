@@ -20,9 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Training settings shared by every trained member (the default study's).
+#: Training settings shared by every trained member (the default study's, with the energy share of
+#: ``pesprobe train`` when the zoo's first run started).
+#: Every loss-balancing setting is pinned, so that members trained in different sittings of one zoo
+#: run are trained alike even when the package's defaults move.
 TRAIN = {"batch_size": 8, "lr": 0.002, "warmup_steps": 100, "min_lr_ratio": 0.05, "forces_weight": 10.0,
-         "ema_decay": 0.99, "dtype": "float32"}
+         "energy_weight": 1.0, "energy_share": 0.5, "energy_share_ramp": 0.2, "balance_decay": 0.99,
+         "patience": None, "ema_decay": 0.99, "dtype": "float32"}
 #: The reference design (the default study's model).
 MODEL = {"graph": "diffknn", "cutoff": 5.0, "k": 12, "d_model": 32, "n_heads": 4, "n_blocks": 2, "embed_dim": 16,
          "readout_dim": 16, "n_rbf": 16, "rbf_width": 2.0, "attention_temperature": 1.0,
