@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import time
 from pathlib import Path
 
+from pesprobe.data.atomic import atomic_write_json
 from pesprobe.data.compact import read_compact, write_compact
 from pesprobe.data.extxyz_scans import read_scans_extxyz
 from pesprobe.data.files import update_hash
@@ -48,6 +50,14 @@ def prune_cache(keep: Path | None = None) -> list[Path]:
     "Used" is the file's modification time, refreshed on every cache hit. Entries that vanish
     meanwhile (another run pruning) are skipped; errors never stop a run. Returns the removed files."""
     folder = cache_dir()
+    max_age = _bound("PESPROBE_CACHE_MAX_DAYS", CACHE_MAX_DAYS) * 86400
+    now = time.time()
+    removed = []
+    for path in folder.glob("stat-*.json"):  # tiny signature → key records: by age only
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > max_age:
+                path.unlink()
+                removed.append(path)
     entries = []
     for path in folder.glob("scans-*.npz"):
         try:
@@ -56,11 +66,8 @@ def prune_cache(keep: Path | None = None) -> list[Path]:
             continue
         entries.append((stat.st_mtime, stat.st_size, path))
     entries.sort()  # oldest first
-    max_age = _bound("PESPROBE_CACHE_MAX_DAYS", CACHE_MAX_DAYS) * 86400
     budget = _bound("PESPROBE_CACHE_MAX_MB", CACHE_MAX_MB) * 2**20
     total = sum(size for _, size, _ in entries)
-    now = time.time()
-    removed = []
     for mtime, size, path in entries:
         if keep is not None and path == keep:
             continue
@@ -84,13 +91,55 @@ def content_key(root: Path) -> str:
     the reason enters the key instead, and the folder reader reports it."""
     h = hashlib.sha256(CACHE_VERSION.encode())
     h.update(str(Path(root).resolve()).encode() + b"\0")
-    for dirpath, dirnames, filenames in os.walk(root):
+    for full, relative in _walk(root):
+        h.update(relative.encode() + b"\0")
+        update_hash(h, full)
+    return h.hexdigest()
+
+
+def _walk(root: Path):
+    """``(path, path relative to root)`` of every file under ``root``, in sorted walk order (the
+    relative path by slicing: ``os.path.relpath`` per file was most of a warm run's key time)."""
+    top = os.path.normpath(str(root))
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         for name in sorted(filenames):
             full = os.path.join(dirpath, name)
-            h.update(os.path.relpath(full, root).encode() + b"\0")
-            update_hash(h, full)
+            yield full, full[len(top) + 1:]
+
+
+def stat_signature(root: Path) -> str:
+    """SHA-256 over the folder's location and every file's relative path, mode, size, inode and
+    modification and change times (ns): what :func:`folder_key` checks before hashing content."""
+    h = hashlib.sha256(f"{CACHE_VERSION}:stat".encode())
+    h.update(str(Path(root).resolve()).encode() + b"\0")
+    for full, relative in _walk(root):
+        h.update(relative.encode() + b"\0")
+        try:
+            st = os.stat(full)
+        except OSError as exc:
+            h.update(f"error {exc.errno}".encode())
+            continue
+        h.update(f"{st.st_mode} {st.st_size} {st.st_ino} {st.st_mtime_ns} {st.st_ctime_ns}\0".encode())
     return h.hexdigest()
+
+
+def folder_key(root: Path) -> str:
+    """:func:`content_key` of ``root``, hashing the files' bytes only when their stat signature
+    (size, times, inode) is new: a warm run of unchanged data only stats its files.
+
+    The signature → key record is a small ``stat-<signature>.json`` in the cache folder. Writing a
+    file changes its change time (ctime), which no tool can set back, so edited data is always
+    hashed again."""
+    record = cache_dir() / f"stat-{stat_signature(root)[:40]}.json"
+    try:
+        return str(json.loads(record.read_text())["key"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    key = content_key(root)
+    with contextlib.suppress(OSError):  # an unwritable cache must not stop the run
+        atomic_write_json(record, {"key": key, "root": str(Path(root).resolve())})
+    return key
 
 
 def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
@@ -104,7 +153,9 @@ def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
         extended XYZ file written by :func:`pesprobe.data.extxyz_scans.write_scans_extxyz`.
     cache : bool
         For folders: read from (and fill) a single-file compact cache keyed by the folder's
-        content, so a second load is a single file read. Changed data gives a new key.
+        content, so a second load is a single file read. Changed data gives a new key; unchanged
+        files (same size, inode, modification and change times) are not read again to find the
+        key (:func:`folder_key`).
 
     Returns
     -------
@@ -130,7 +181,7 @@ def load_scans(path: str | Path, cache: bool = True) -> ScanSet:
         raise ValueError(f"{path}: not a BSCT scan folder (expected <bond>/<id>/partition.npz beneath it)")
     if not cache:
         return _read_folder(path)
-    target = cache_dir() / f"scans-{content_key(path)}.npz"
+    target = cache_dir() / f"scans-{folder_key(path)}.npz"
     if target.exists():
         try:
             scans = read_compact(target)
