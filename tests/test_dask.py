@@ -196,3 +196,16 @@ def test_a_dying_worker_fails_only_its_task_which_is_retried_once(cluster, tmp_p
     again = evaluate(spec, None, out=tmp_path / "out", progress=False, cluster=cluster, report=False)
     assert len(list(marks.glob("no-*"))) == 2
     assert {m.id: m.n_failed for m in again.metrics} == {m.id: m.n_failed for m in result.metrics}
+
+
+@needs_dask
+def test_cluster_leaderboard_matches_local(cluster, tmp_path) -> None:
+    from pesprobe.study.leaderboard import run_leaderboard
+
+    scans = load_scans(embedded_scans_path())
+    local = run_leaderboard(scans, tmp_path / "local", names=["morse"], max_scans=2, progress=False, log=print)
+    remote = run_leaderboard(scans, tmp_path / "cluster", names=["morse"], max_scans=2, progress=False, log=print,
+                             cluster=cluster.client.scheduler.address)
+    assert [e.name for e in remote.entries] == ["morse"] and not remote.skipped
+    for field in ("fsd_full", "fsd_compress", "fsd_stretch", "forces_mae", "aligned_energy_mae", "n_scored"):
+        assert getattr(local.entries[0], field) == getattr(remote.entries[0], field), field
