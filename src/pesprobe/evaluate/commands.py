@@ -53,8 +53,8 @@ def _print_summary(result, out: Path | None) -> None:
     header, rows = summary_rows(result.summary)
     typer.echo(markdown_table(header, rows).replace("**", ""))
     typer.echo(f"\n{result.potential}: mean FSD full {s['full_smoothness']:.4g}, compress {s['compress_smoothness']:.4g}, "
-               f"stretch {s['stretch_smoothness']:.4g} (1/Å) over {s['n_scans'] - s['n_unscored_scans']} of "
-               f"{s['n_scans']} scans ({s['n_unscored_scans']} unscored); "
+               f"stretch {s['stretch_smoothness']:.4g} ({s.get('unit', '1/Å')}; {s.get('headline', 'all scans')}) over "
+               f"{s['n_scans'] - s['n_unscored_scans']} of {s['n_scans']} scans ({s['n_unscored_scans']} unscored); "
                f"{s['n_failed_frames']} failed frames; {len(result.problems)} data problems.")
     for problem in result.problems[:10]:
         typer.echo(f"  data problem: {problem}", err=True)

@@ -11,6 +11,16 @@ SUMMARY_COLUMNS = (
 )
 
 
+#: Labels of the overall row (bold in Markdown, never escaped).
+ALL_LABELS = ("**all**", "**all bond scans**")
+
+
+def all_label(summary: dict) -> str:
+    """The overall row's label: "all", or "all bond scans" when the headline leaves other kinds out."""
+    partial = summary.get("headline") == "bond scans" and summary.get("n_headline_scans", 0) < summary["n_scans"]
+    return ALL_LABELS[1] if partial else ALL_LABELS[0]
+
+
 def fmt(value, digits: int = 4) -> str:
     """Format a number for a table ('—' for missing)."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
@@ -40,7 +50,7 @@ def _md_code(text: str) -> str:
 
 def _md_rows(rows: Sequence[Sequence[str]]) -> list[list[str]]:
     """Table rows with every cell escaped, except the bold ``**all**`` row label."""
-    return [[c if c == "**all**" else md_escape(c) for c in row] for row in rows]
+    return [[c if c in ALL_LABELS else md_escape(c) for c in row] for row in rows]
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -54,7 +64,7 @@ def summary_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     """Rows per group and overall: mean (median) of each summary column, plus counts."""
     header = ["group", "scans"] + [label for _, label in SUMMARY_COLUMNS] + ["failed frames", "flagged scans"]
     rows = []
-    blocks = list(summary["by_group"].items()) + [("**all**", summary)]
+    blocks = list(summary["by_group"].items()) + [(all_label(summary), summary)]
     for name, block in blocks:
         cells = [name, str(block["n_scans"])]
         for key, _ in SUMMARY_COLUMNS:
@@ -69,7 +79,7 @@ def spread_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     """Rows per group and overall: the spread of full FSD (mean, median, p90, max) and the worst scan."""
     header = ["group", "scans", "mean", "median", "p90", "max", "worst scan"]
     rows = []
-    for name, block in list(summary["by_group"].items()) + [("**all**", summary)]:
+    for name, block in list(summary["by_group"].items()) + [(all_label(summary), summary)]:
         s = block["stats"]["full_smoothness"]
         worst = block["worst"][0] if block.get("worst") else None
         rows.append([name, str(block["n_scans"]), *(fmt(s[k]) for k in ("mean", "median", "p90", "max")),
@@ -96,7 +106,7 @@ def verdict_rows(summary: dict) -> tuple[list[str], list[list[str]]]:
     header = ["group", "scans", "null FSD full", "skill full: mean (median)", "skill compress", "skill stretch",
               "roughness median (eV/Å)", "scans with discontinuities", "extra frames"]
     rows = []
-    for name, block in list(summary["by_group"].items()) + [("**all**", summary)]:
+    for name, block in list(summary["by_group"].items()) + [(all_label(summary), summary)]:
         st = block["stats"]
         rows.append([name, str(block["n_scans"]), fmt(st["null_full_smoothness"]["mean"]),
                      f"{fmt(st['full_smoothness_skill']['mean'], 3)} ({fmt(st['full_smoothness_skill']['median'], 3)})",
