@@ -26,12 +26,25 @@ def sample_dir() -> Path:
     return SAMPLE
 
 
+#: The three sample scans of :func:`small_copy`; all three are among the scans embedded in the package.
+SMALL_IDS = ("C-O/101", "C-S/713", "N-O/4583")
+
+
 @pytest.fixture
-def small_copy(tmp_path, sample_dir) -> Path:
-    """A writable copy of three sample scans (C-O/101, C-S/713, N-O/4583) in the published layout."""
+def small_copy(tmp_path) -> Path:
+    """A writable copy of three sample scans (C-O/101, C-S/713, N-O/4583) in the published layout:
+    copied from ../shared when it is there, else written from the scans embedded in the package (the
+    same frames, bit for bit: ``test_bsct_golden`` checks it), so these tests run in any clone."""
     root = tmp_path / "data"
-    for scan_id in ("C-O/101", "C-S/713", "N-O/4583"):
-        shutil.copytree(sample_dir / scan_id, root / scan_id)
+    if SAMPLE.is_dir():
+        for scan_id in SMALL_IDS:
+            shutil.copytree(SAMPLE / scan_id, root / scan_id)
+        return root
+    from pesprobe.data import ScanSet, load_scans, write_published
+    from pesprobe.data.embedded import embedded_scans_path
+
+    embedded = load_scans(embedded_scans_path())
+    write_published(ScanSet([embedded[i] for i in SMALL_IDS], source="embedded"), root)
     return root
 
 
