@@ -58,6 +58,15 @@ class StructureResults:
     errors: dict[int, str]
 
 
+def placed(model: PESTransformer, device: torch.device, dtype: torch.dtype) -> PESTransformer:
+    """``model`` itself when it already lives on ``device`` in ``dtype`` (a trainer's live model keeps its
+    current weights), else a converted copy (the original is never changed)."""
+    reference = model.element_refs
+    if reference.dtype != dtype or reference.device != device:
+        return copy.deepcopy(model).to(device=device, dtype=dtype)
+    return model
+
+
 class TorchPotential:
     """A :class:`PESTransformer` evaluating all frames of a scan in few batched forward calls.
 
@@ -90,10 +99,7 @@ class TorchPotential:
             raise ValueError(f"max_atoms must be >= 1, got {max_atoms}")
         self.device = torch.device(device)
         self.dtype = dtype
-        reference = model.element_refs
-        if reference.dtype != dtype or reference.device != self.device:
-            model = copy.deepcopy(model).to(device=self.device, dtype=dtype)
-        self.model = model
+        self.model = placed(model, self.device, dtype)
         self.batch_frames = batch_frames
         self.max_atoms = max_atoms
         self.name = name

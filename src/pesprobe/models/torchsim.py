@@ -16,13 +16,13 @@ torch-sim's own models).
 
 from __future__ import annotations
 
-import copy
 import os
 
 import torch
 from torch_sim.models.interface import ModelInterface
 from torch_sim.state import SimState
 
+from pesprobe.models.potential import placed
 from pesprobe.models.transformer import PESTransformer
 
 
@@ -49,10 +49,7 @@ class PesprobeTorchSimModel(ModelInterface):
             model = load_potential(model, device=device, dtype=dtype).model
         self._device = torch.device(device)
         self._dtype = dtype
-        reference = model.element_refs
-        if reference.dtype != dtype or reference.device != self._device:
-            model = copy.deepcopy(model).to(device=self._device, dtype=dtype)
-        self.model = model
+        self.model = placed(model, self._device, dtype)
         self._compute_forces = True
         self._compute_stress = False
         self.compute_stress = compute_stress
