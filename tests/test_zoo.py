@@ -106,3 +106,20 @@ def test_a_member_that_cannot_be_built_is_skipped_with_its_reason(tmp_path):
                          members=[Member("ghost", "third_party", "no such SPEC", spec="no-such-potential")])
     with pytest.raises(Exception, match="no-such-potential"):
         _Zoo(profile, tmp_path, False, print).build(profile.members[0])
+
+
+def test_reading_names_the_best_figure_and_survives_a_json_round_trip():
+    from pesprobe.zoo.report import answer_rows, reading
+
+    answers = {"roughness": {"rho": 0.8, "ci_low": 0.5, "ci_high": 0.95, "p_value": 0.004, "p_holm": 0.04,
+                             "partial_rho": 0.6, "partial_ci_low": 0.1, "partial_ci_high": 0.9,
+                             "partial_p_value": 0.03, "n_units": 24},
+               "full_forces_mae": {"rho": 0.3, "ci_low": None, "ci_high": None, "p_value": 0.2, "p_holm": 0.4,
+                                   "partial_rho": None, "partial_ci_low": None, "partial_ci_high": None,
+                                   "partial_p_value": None, "n_units": 24}}
+    text = reading(json.loads(json.dumps(answers)))
+    assert text.startswith("The strongest predictor of MD failure is roughness") and "meets the p < 0.01" in text
+    assert "adds information beyond force error" in text
+    header, rows = answer_rows(answers)
+    assert all(len(row) == len(header) for row in rows) and not any("|" in cell for cell in header)
+    assert reading({"x": {"rho": None, "p_value": None}}) == "No figure could be estimated."

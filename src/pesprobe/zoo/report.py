@@ -21,7 +21,7 @@ LABELS = {"full_smoothness": "FSD full (1/Å)", "compress_smoothness": "FSD comp
 
 def member_rows(result: dict) -> tuple[list[str], list[list[str]]]:
     """One row per member: family, reason, BSCT figures, failure fraction per temperature (or why skipped)."""
-    temps = [str(t) for t in result["profile"]["temperatures"]]
+    temps = [f"{float(t):g}" for t in result["profile"]["temperatures"]]
     header = ["potential", "family", "why its smoothness differs", "FSD full", "skill full", "roughness",
               "disc./scan", "F MAE (eV/Å)", *[f"MD failed @ {t} K" for t in temps]]
     rows = []
@@ -39,7 +39,7 @@ def member_rows(result: dict) -> tuple[list[str], list[list[str]]]:
 
 def answer_rows(answers: dict) -> tuple[list[str], list[list[str]]]:
     """One row per figure: ρ [CI], permutation p, Holm p, partial ρ given force MAE [CI], its p."""
-    header = ["figure", "n", "Spearman ρ [95 % CI]", "permutation p", "Holm p", "partial ρ | force MAE [CI]",
+    header = ["figure", "n", "Spearman ρ [95 % CI]", "permutation p", "Holm p", "partial ρ given force MAE [CI]",
               "partial p"]
     rows = []
     for figure, a in answers.items():
@@ -53,18 +53,24 @@ def answer_rows(answers: dict) -> tuple[list[str], list[list[str]]]:
 
 def reading(answers: dict) -> str:
     """The honest one-paragraph reading of one temperature's answers."""
-    ok = {f: a for f, a in answers.items() if a["p_value"] == a["p_value"] and a["rho"] == a["rho"]}
+    def finite(v) -> bool:  # NaN in memory, None after a JSON round trip
+        return v is not None and math.isfinite(v)
+
+    ok = {f: a for f, a in answers.items() if finite(a["p_value"]) and finite(a["rho"])}
     if not ok:
         return "No figure could be estimated."
     best = min(ok, key=lambda f: (ok[f]["p_value"], -abs(ok[f]["rho"])))
     a, base = ok[best], ok.get(BASELINE)
     text = (f"The strongest predictor of MD failure is {LABELS.get(best, best)}: ρ = {a['rho']:+.2f} "
-            f"[{a['ci_low']:+.2f}, {a['ci_high']:+.2f}], permutation p = {a['p_value']:.2g} (Holm {a['p_holm']:.2g}, "
+            f"[{fmt(a['ci_low'], 2)}, {fmt(a['ci_high'], 2)}], permutation p = {a['p_value']:.2g} "
+            f"(Holm {fmt(a['p_holm'], 2)}, "
             f"{'meets' if a['p_value'] < 0.01 else 'misses'} the p < 0.01 goal).")
     if base is not None and best != BASELINE:
-        text += (f" Force MAE alone: ρ = {base['rho']:+.2f}, p = {base['p_value']:.2g}. Given force MAE, "
-                 f"{LABELS.get(best, best)} keeps partial ρ = {a['partial_rho']:+.2f} (p = {a['partial_p_value']:.2g}): "
-                 + ("it adds information beyond force error." if a["partial_p_value"] < 0.05 else
+        text += (f" Force MAE alone: ρ = {fmt(base['rho'], 2)}, p = {fmt(base['p_value'], 2)}. Given force MAE, "
+                 f"{LABELS.get(best, best)} keeps partial ρ = {fmt(a['partial_rho'], 2)} "
+                 f"(p = {fmt(a['partial_p_value'], 2)}): "
+                 + ("it adds information beyond force error." if finite(a["partial_p_value"])
+                    and a["partial_p_value"] < 0.05 else
                     "no significant information beyond force error."))
     return text
 
@@ -96,6 +102,7 @@ def plot_scatter(result: dict, temperature: str, path: Path) -> Path:
         ax.set_title(title, fontsize=8)
         ax.set_ylabel("MD failure fraction", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(axis="x", useOffset=False, style="plain")
     for ax in axes.ravel()[len(figures):]:
         ax.axis("off")
     for family, color in colors.items():
