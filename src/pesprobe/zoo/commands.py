@@ -12,7 +12,7 @@ def zoo(
     scans: Annotated[Path, typer.Option(help="BSCT scan set (the BSCT-xTB preset: pesprobe scan build --preset "
                                              "xtb-organic).")],
     train: Annotated[Path, typer.Option(help="Training structures (train.xyz of pesprobe data sample).")],
-    valid: Annotated[Optional[Path], typer.Option(help="Validation structures (valid.xyz).")] = None,
+    valid: Annotated[Optional[Path], typer.Option(help="Validation structures (val.xyz of pesprobe data sample).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("zoo_out"),
     temperatures: Annotated[str, typer.Option(help="MD temperatures, K, comma-separated.")] = "500,1000",
     length_ps: Annotated[float, typer.Option(help="MD length per trajectory, ps.")] = 2.0,
