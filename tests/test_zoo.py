@@ -123,3 +123,27 @@ def test_reading_names_the_best_figure_and_survives_a_json_round_trip():
     header, rows = answer_rows(answers)
     assert all(len(row) == len(header) for row in rows) and not any("|" in cell for cell in header)
     assert reading({"x": {"rho": None, "p_value": None}}) == "No figure could be estimated."
+
+
+def test_an_md_error_of_one_member_is_recorded_and_the_zoo_goes_on(tmp_path, monkeypatch):
+    import pesprobe.md as md_package
+
+    from pesprobe.zoo.members import Member
+
+    real = md_package.run_stability
+
+    def flaky(potential, *args, name=None, **kwargs):
+        if name == "zero":
+            raise RuntimeError("integrator exploded")
+        return real(potential, *args, name=name, **kwargs)
+
+    monkeypatch.setattr(md_package, "run_stability", flaky)
+    members = [Member("zero", "artifact", "zero forces", artifact={"kind": "zero"}),
+               Member("zero-step", "artifact", "zero + cutoff step",
+                      artifact={"base": "zero", "kind": "zero"})]
+    profile = ZooProfile(scans=embedded_scans_path(), train=tmp_path / "unused.xyz", valid=None, members=members,
+                         temperatures=(300.0,), length_ps=0.005, seeds=(0,), n_molecules=3, min_p=1, min_s=1)
+    result = run_zoo(profile, tmp_path / "zoo", progress=False, log=lambda _: None, n_bootstrap=10,
+                     n_permutations=10)
+    assert "integrator exploded" in result["members"]["zero"]["md_errors"]["300"]
+    assert "300" in result["members"]["zero-step"]["md"]

@@ -216,11 +216,16 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
             seeds = member.md_seeds or profile.seeds
             config = MDConfig(temperature_K=float(temperature), length_ps=profile.length_ps, seeds=tuple(seeds),
                               save_every=0)
-            md = run_stability(zoo.build(member), molecules, config,
-                               out=zoo.folder(member) / f"md_{temperature:g}K", progress=progress,
-                               plots=False, name=member.name)
-            per = md.molecules
             key = f"{temperature:g}"
+            try:
+                md = run_stability(zoo.build(member), molecules, config,
+                                   out=zoo.folder(member) / f"md_{temperature:g}K", progress=progress,
+                                   plots=False, name=member.name)
+            except Exception as exc:  # noqa: BLE001 - one member's MD error must not end the zoo
+                row.setdefault("md_errors", {})[key] = f"{type(exc).__name__}: {exc}".strip()
+                log(f"[zoo] {member.name}: MD at {key} K failed ({row['md_errors'][key]})")
+                continue
+            per = md.molecules
             row["md"][key] = {"failure_fraction": float(np.mean([per[m.id][OUTCOME] for m in molecules])),
                               "per_molecule": {m.id: per[m.id][OUTCOME] for m in molecules},
                               "seeds": list(seeds)}
