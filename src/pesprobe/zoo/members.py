@@ -76,7 +76,8 @@ def _trained(name: str, reason: str, steps: int = STEPS, seed: int = 0, **model:
 
 
 def default_members() -> list[Member]:
-    """The roster of the full zoo (≥ 24 potentials when the optional packages are present)."""
+    """The roster of the full zoo (≥ 24 potentials when the optional packages are present), batched torch
+    members first: a run that stops early has MD for the cheap members of every family but one."""
     out = [
         _trained("diffknn-s0", "reference design: differentiable kNN, broadened smearing"),
         _trained("diffknn-s1", "reference design, another seed", seed=1),
@@ -96,11 +97,6 @@ def default_members() -> list[Member]:
         _trained("diffknn-200", "under-trained: 200 steps", steps=200),
         _trained("diffknn-800", "partly trained: 800 steps", steps=800),
         _trained("direct", "direct force head: forces not the gradient of the energy", force_head="direct"),
-        Member("gfn2-xtb", "third_party", "semi-empirical reference method of the labels", spec="gfn2-xtb"),
-        Member("gfn1-xtb", "third_party", "an older semi-empirical method", spec="gfn1-xtb"),
-        Member("gfn-ff", "third_party", "a force field (xtb-python)", spec="gfn-ff"),
-        Member("7net-0", "third_party", "SevenNet-0, a materials MLIP (sevenn)", spec="7net-0", md_seeds=(0,)),
-        Member("chgnet", "third_party", "CHGNet, a materials MLIP (boxed molecule)", spec="chgnet", md_seeds=(0,)),
         Member("cutoff-step-10meV", "artifact", "reference design + 10 meV energy step at a 3 Å pair cutoff",
                artifact={"base": "diffknn-s0", "kind": "step", "amplitude": 0.01, "r_c": 3.0}),
         Member("cutoff-step-100meV", "artifact", "reference design + 100 meV energy step at a 3 Å pair cutoff",
@@ -110,6 +106,11 @@ def default_members() -> list[Member]:
         Member("cutoff-kink-1", "artifact", "reference design + 1 eV/Å force jump at a 3 Å pair cutoff",
                artifact={"base": "diffknn-s0", "kind": "kink", "amplitude": 1.0, "r_c": 3.0}),
         Member("zero", "artifact", "zero forces: the null model", artifact={"kind": "zero"}),
+        Member("gfn2-xtb", "third_party", "semi-empirical reference method of the labels", spec="gfn2-xtb"),
+        Member("gfn1-xtb", "third_party", "an older semi-empirical method", spec="gfn1-xtb"),
+        Member("gfn-ff", "third_party", "a force field (xtb-python)", spec="gfn-ff"),
+        Member("7net-0", "third_party", "SevenNet-0, a materials MLIP (sevenn)", spec="7net-0", md_seeds=(0,)),
+        Member("chgnet", "third_party", "CHGNet, a materials MLIP (boxed molecule)", spec="chgnet", md_seeds=(0,)),
     ]
     return out
 
