@@ -130,3 +130,21 @@ def elastic_network(positions: np.ndarray, k_eV_A2: float = 10.0, cutoff_A: floa
     d = np.linalg.norm(positions[:, None] - positions[None], axis=2)
     i, j = np.nonzero(np.triu(d < cutoff_A, k=1))
     return [(int(a), int(b), float(d[a, b]), k_eV_A2) for a, b in zip(i, j)]
+
+
+def interrupting_morse(stop: int | None = None):
+    """A torch MorsePair that counts its calls and raises KeyboardInterrupt at call ``stop``."""
+    from pesprobe.md.torch_models import MorsePair
+
+    class Interrupting(MorsePair):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls, self.stop = 0, stop
+
+        def forward(self, positions, cell, system_index, atomic_numbers):
+            self.calls += 1
+            if self.calls == self.stop:
+                raise KeyboardInterrupt
+            return super().forward(positions, cell, system_index, atomic_numbers)
+
+    return Interrupting()

@@ -9,6 +9,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.optimize import FIRE
 
+from calcs import interrupting_morse
+
 from pesprobe.md.ase_engine import run_ase_trajectory
 from pesprobe.md.batched import BatchedIntegrator
 from pesprobe.md.config import MDConfig
@@ -210,18 +212,7 @@ def test_config_rejects_bad_settings():
     assert MDConfig(length_ps=1.0, timestep_fs=0.5).n_steps == 2000
 
 
-class _CountingModel(MorsePair):
-    """MorsePair that counts its calls and raises KeyboardInterrupt (an interruption) at call ``stop``."""
-
-    def __init__(self, stop: int | None = None) -> None:
-        super().__init__()
-        self.calls, self.stop = 0, stop
-
-    def forward(self, positions, cell, system_index, atomic_numbers):
-        self.calls += 1
-        if self.calls == self.stop:
-            raise KeyboardInterrupt
-        return super().forward(positions, cell, system_index, atomic_numbers)
+_CountingModel = interrupting_morse
 
 
 @pytest.mark.parametrize("ensemble", ["nve", "nvt"])

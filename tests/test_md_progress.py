@@ -12,9 +12,10 @@ from ase.optimize import FIRE
 
 import pesprobe.md.batched as batched
 import pesprobe.md.study as study
+from calcs import interrupting_morse
+
 from pesprobe.md import MDConfig, Molecule, run_stability
 from pesprobe.md.synthetic import SyntheticPairCalculator
-from pesprobe.md.torch_models import MorsePair
 
 
 def _cluster(n: int, seed: int, name: str) -> Molecule:
@@ -53,18 +54,7 @@ def bars(monkeypatch) -> list:
     return made
 
 
-class _Interrupting(MorsePair):
-    """MorsePair that raises KeyboardInterrupt (an interruption) at call ``stop``."""
-
-    def __init__(self, stop: int | None = None) -> None:
-        super().__init__()
-        self.calls, self.stop = 0, stop
-
-    def forward(self, positions, cell, system_index, atomic_numbers):
-        self.calls += 1
-        if self.calls == self.stop:
-            raise KeyboardInterrupt
-        return super().forward(positions, cell, system_index, atomic_numbers)
+_Interrupting = interrupting_morse
 
 
 def test_ase_bar_starts_at_the_stored_trajectories_and_names_the_running_one(mols, bars, tmp_path):
