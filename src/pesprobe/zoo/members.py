@@ -107,8 +107,9 @@ def default_members() -> list[Member]:
                artifact={"base": "diffknn-s0", "kind": "kink", "amplitude": 1.0, "r_c": 3.0}),
         Member("zero", "artifact", "zero forces: the null model", artifact={"kind": "zero"}),
         Member("gfn2-xtb", "third_party", "semi-empirical reference method of the labels", spec="gfn2-xtb"),
-        Member("gfn1-xtb", "third_party", "an older semi-empirical method", spec="gfn1-xtb"),
-        Member("gfn-ff", "third_party", "a force field (xtb-python)", spec="gfn-ff"),
+        Member("gfn1-xtb", "third_party", "an older semi-empirical method", spec="gfn1-xtb",
+               md_seeds=(0,)),
+        Member("gfn-ff", "third_party", "a force field (xtb-python)", spec="gfn-ff", md_seeds=(0,)),
         Member("7net-0", "third_party", "SevenNet-0, a materials MLIP (sevenn)", spec="7net-0", md_seeds=(0,)),
         Member("chgnet", "third_party", "CHGNet, a materials MLIP (boxed molecule)", spec="chgnet", md_seeds=(0,)),
     ]
