@@ -88,6 +88,14 @@ def test_tiny_zoo_runs_resumes_and_answers(tmp_path, one_torch_thread):
     assert set(answers) >= {"full_smoothness", "roughness", "full_forces_mae"}
     assert answers["full_smoothness"]["n_units"] == len(members)
     assert np.isnan(answers["full_forces_mae"]["partial_rho"])
+    within = result["answers_by_scope"]["trained"]["300"]["full_smoothness"]
+    assert within["n_units"] == sum(m.family == "trained" for m in members)
+    assert result["answers_by_scope"]["pesprobe"]["300"]["full_smoothness"]["n_units"] == len(members)
+    from pesprobe.zoo.report import SCOPE_TITLES
+    from pesprobe.zoo.runner import SCOPES
+
+    assert set(SCOPE_TITLES) == set(SCOPES)
+    assert "within the trained Transformers only" in (tmp_path / "zoo" / "evidence.md").read_text()
     assert (tmp_path / "zoo" / "evidence.md").read_text().count("|") > 20
     assert (tmp_path / "zoo" / "plots" / "scatter_300K.png").exists()
     stored = json.loads((tmp_path / "zoo" / "zoo.json").read_text())

@@ -9,7 +9,7 @@ import numpy as np
 
 from pesprobe.data.atomic import atomic_write
 from pesprobe.report.tables import fmt, markdown_table
-from pesprobe.zoo.runner import BASELINE, FIGURES
+from pesprobe.zoo.runner import BASELINE, FIGURES, SCOPES
 
 LABELS = {"full_smoothness": "FSD full (1/Å)", "compress_smoothness": "FSD compress (1/Å)",
           "stretch_smoothness": "FSD stretch (1/Å)", "full_smoothness_skill": "skill full",
@@ -17,6 +17,11 @@ LABELS = {"full_smoothness": "FSD full (1/Å)", "compress_smoothness": "FSD comp
           "roughness": "roughness (eV/Å, median)", "n_discontinuities": "discontinuities / scan",
           "energy_force_consistency": "E–F consistency (eV, median)", "spurious_minima": "spurious minima / scan",
           "full_forces_mae": "force MAE (eV/Å) — baseline"}
+
+
+#: Headings of the scopes of :data:`pesprobe.zoo.runner.SCOPES`.
+SCOPE_TITLES = {"pesprobe": "the pesprobe models (trained Transformers and their artifacts)",
+                "trained": "the trained Transformers only (same data and training, one design choice apart)"}
 
 
 def member_rows(result: dict) -> tuple[list[str], list[list[str]]]:
@@ -137,6 +142,10 @@ def evidence_markdown(result: dict, command: str = "pesprobe zoo") -> str:
                   reading(answers), f"![scatter {temperature} K](zoo_plots/scatter_{temperature}K.png)"]
     if not result["answers"]:
         parts.append("No temperature has MD results for three or more potentials yet: the run is not finished.")
+    for scope, by_temperature in result.get("answers_by_scope", {}).items():
+        for temperature, answers in by_temperature.items():
+            parts += [f"## {temperature} K within {SCOPE_TITLES.get(scope, scope)}",
+                      markdown_table(*answer_rows(answers)), reading(answers)]
     return "\n\n".join(parts) + "\n"
 
 

@@ -33,6 +33,10 @@ FIGURES: dict[str, str] = {
 #: The baseline predictor every smoothness figure is compared with (and conditioned on).
 BASELINE = "full_forces_mae"
 OUTCOME = "failure_fraction"
+#: Subsets of the zoo the question is also asked within: across every family the accurate reference
+#: methods and the null model dominate the ranks, so the smoothness figures are also tested among the
+#: pesprobe Transformers alone (same data and training, differing in design) and with their artifacts.
+SCOPES: dict[str, tuple[str, ...]] = {"pesprobe": ("trained", "artifact"), "trained": ("trained",)}
 
 
 @dataclass
@@ -177,7 +181,8 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
     dict
         ``members`` (per member: family, reason, BSCT figures, MD outcomes per temperature, wall
         times, or ``skipped`` with the reason), ``answers`` (per temperature and figure: the
-        :class:`~pesprobe.md.clustered.PrimaryAnswer` fields plus ``p_holm``), ``molecules``,
+        :class:`~pesprobe.md.clustered.PrimaryAnswer` fields plus ``p_holm``), ``answers_by_scope``
+        (the same within each of :data:`SCOPES`), ``molecules``,
         ``compute`` (total seconds) and the profile.
     """
     from pesprobe.data import load_scans
@@ -231,13 +236,16 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
                               "seeds": list(seeds)}
             row["seconds"][f"md_{key}K"] = md.wall_seconds
     answers = _answers(rows, molecules, profile.temperatures, n_bootstrap, n_permutations)
+    by_scope = {scope: _answers({n: r for n, r in rows.items() if r["family"] in families}, molecules,
+                                profile.temperatures, n_bootstrap, n_permutations)
+                for scope, families in SCOPES.items()}
     compute = float(sum(v for r in rows.values() for k, v in r["seconds"].items() if not k.endswith("_wall")))
     train_s = 0.0
     for member in profile.members:
         done = zoo.folder(member) / "trained.json"
         if done.exists():
             train_s += float(json.loads(done.read_text()).get("seconds", 0.0))
-    result = {"members": rows, "answers": answers, "molecules": [m.id for m in molecules],
+    result = {"members": rows, "answers": answers, "answers_by_scope": by_scope, "molecules": [m.id for m in molecules],
               "n_scans": len(scans), "n_paired_scans": len(paired_scans),
               "compute": {"train_s": train_s, "bsct_and_md_s": compute, "total_s": compute + train_s},
               "profile": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(profile).items()
