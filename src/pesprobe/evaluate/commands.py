@@ -34,9 +34,11 @@ def _first_error(result) -> str:
 
 
 def _print_summary(result, out: Path | None) -> None:
-    from pesprobe.report.tables import markdown_table, summary_rows
+    from pesprobe.report.tables import markdown_table, summary_rows, unseen_elements_note
 
     s = result.summary
+    if note := unseen_elements_note(result.unseen_elements):
+        typer.echo(note)
     if s["n_unlabelled_scans"]:
         typer.echo(f"{s['n_unlabelled_scans']} scans have no reference labels: reference-free figures only "
                    f"({sum(m.values['n_discontinuities'] > 0 for m in result.metrics if not m.labelled)} with a "

@@ -69,6 +69,11 @@ class BSCTResult:
         return summarize(self.metrics)
 
     @property
+    def unseen_elements(self) -> dict[str, list[str]]:
+        """``{scan id: symbols}`` of the scans with elements the potential never saw in training."""
+        return {m.id: list(m.unseen_elements) for m in self.metrics if m.unseen_elements}
+
+    @property
     def failures(self) -> list[dict[str, Any]]:
         """Every problem: data problems, failed frames, unscored scans — each with a path or scan id."""
         out: list[dict[str, Any]] = [{"kind": "data", "path": p.path, "error": p.message} for p in self.problems]
@@ -97,13 +102,14 @@ class BSCTResult:
 
     def to_csv(self) -> str:
         """Per-scan metrics as CSV text (one row per scan; empty cell for NaN)."""
-        columns = ["id", *BOOKKEEPING, *ALL_METRICS, "discontinuities"]
+        columns = ["id", *BOOKKEEPING, *ALL_METRICS, "discontinuities", "unseen_elements"]
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for m in self.metrics:
             row = json_safe({"id": m.id, **m.as_dict()})
             row["discontinuities"] = "; ".join(_discontinuity_text(d) for d in m.discontinuities)
+            row["unseen_elements"] = " ".join(m.unseen_elements)
             writer.writerow({k: ("" if row.get(k) is None else row[k]) for k in columns})
         return buf.getvalue()
 
@@ -144,7 +150,8 @@ class BSCTResult:
                                        errors=errors.get(scan_id, {}), seconds=row["seconds"],
                                        discontinuities=list(row.get("discontinuities", [])),
                                        labelled=bool(row.get("labelled", True)), n_refined=int(row.get("n_refined", 0)),
-                                       kind=row.get("kind", "bond")))
+                                       kind=row.get("kind", "bond"),
+                                       unseen_elements=list(row.get("unseen_elements", []))))
         shard = tuple(data["shard"]) if data.get("shard") else None
         return cls(metrics=metrics, problems=problems, potential=data.get("potential", ""),
                    identity=data.get("identity", ""), source=data.get("source", ""), order=data.get("order", []),

@@ -38,6 +38,7 @@ from pesprobe.evaluate.result import BSCTResult
 from pesprobe.evaluate.threadlimit import thread_limit
 from pesprobe.metrics import refinement_plan, scan_metrics
 from pesprobe.potentials.base import Potential, Predictions
+from pesprobe.potentials.elements import unseen_elements
 from pesprobe.potentials.registry import as_potential, resolve
 from pesprobe.potentials.threads import limit_threads
 
@@ -244,6 +245,9 @@ def _run(potential: Potential, spec: str | None, scanset: ScanSet, out: str | Pa
                     cache.put_refined(scans[i], refinement_plan(scans[i], pred).positions, extra, fatal=fatal)
             bar.update(1)
     metrics = [scan_metrics(scan, results[i], refined[i]) for i, scan in enumerate(scans)]
+    known = getattr(potential, "training_elements", None)
+    for m, scan in zip(metrics, scans, strict=True):
+        m.unseen_elements = unseen_elements(known, scan.numbers)
     result = BSCTResult(metrics=metrics, problems=list(scanset.problems), potential=name or potential.name,
                         identity=potential.identity(), source=scanset.source, order=order, shard=shard,
                         wall_seconds=time.perf_counter() - start,

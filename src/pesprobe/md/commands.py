@@ -103,6 +103,10 @@ def md(
         typer.echo(f"  {mol}: failed {values['failure_fraction']:.0%}, time to failure "
                    f"{values['time_to_failure_ps']:.3g} ps, drift {values['energy_drift_meV_atom_ps']:.3g} "
                    f"meV/atom/ps, T jump {values['temperature_jump_K']:.3g} K")
+    from pesprobe.report.tables import unseen_elements_note
+
+    if note := unseen_elements_note(result.unseen_elements, "molecules"):
+        typer.echo(note)
     typer.echo(f"wrote {out}/results.json, trajectories.csv, molecules.csv" + (", plots/" if plots else ""))
 
 

@@ -22,6 +22,7 @@ from pesprobe.md.ase_engine import run_ase_trajectory
 from pesprobe.md.config import MDConfig
 from pesprobe.md.record import RawTrajectory, RunStore, TrajectoryResult, finish, measure, trajectory_fingerprint
 from pesprobe.md.systems import Molecule, load_molecules, molecules_from_scans
+from pesprobe.potentials.elements import UnseenElementCheck
 
 ENGINES = ("auto", "ase", "batched")
 # Worker-process state for parallel ASE trajectories (inherited through fork).
@@ -41,6 +42,9 @@ class StabilityResult:
         One per (molecule, seed), molecules in input order, seeds in config order.
     wall_seconds : float
         Sum of the trajectories' wall times, s (stored times for resumed ones).
+    unseen_elements : dict[str, list[str]]
+        ``{molecule id: symbols}`` of the elements the potential never saw in training (an empty
+        list when all were seen or the potential does not say; see :mod:`pesprobe.potentials.elements`).
     """
 
     potential: str
@@ -49,6 +53,7 @@ class StabilityResult:
     config: MDConfig
     trajectories: list[TrajectoryResult] = field(default_factory=list)
     wall_seconds: float = 0.0
+    unseen_elements: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def molecules(self) -> dict[str, dict[str, float]]:
@@ -72,7 +77,8 @@ class StabilityResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """Overall figures: trajectories, failures by criterion, mean of each instability measure."""
+        """Overall figures: trajectories, failures by criterion, mean of each instability measure, and
+        ``unseen_elements`` of the molecules with elements never seen in training."""
         criteria: dict[str, int] = {}
         for t in self.trajectories:
             if t.failure is not None:
@@ -82,17 +88,22 @@ class StabilityResult:
             values = np.array([t.measures.get(name, math.nan) for t in self.trajectories], dtype=float)
             means[name] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
         return {"n_trajectories": len(self.trajectories), "n_failed": sum(t.failed for t in self.trajectories),
-                "failures_by_criterion": criteria, "mean": means, "wall_seconds": self.wall_seconds}
+                "failures_by_criterion": criteria, "mean": means, "wall_seconds": self.wall_seconds,
+                "unseen_elements": {mol: symbols for mol, symbols in self.unseen_elements.items() if symbols}}
 
     def write(self, out: str | Path) -> None:
-        """``results.json`` (everything), ``trajectories.csv`` and ``molecules.csv``, atomically."""
+        """``results.json`` (everything), ``trajectories.csv`` and ``molecules.csv``, atomically; each
+        molecule's entry carries its ``unseen_elements`` (a list in JSON, space-separated in CSV)."""
         out = Path(out)
+        molecules = {mol: {**values, "unseen_elements": self.unseen_elements.get(mol, [])}
+                     for mol, values in self.molecules.items()}
         atomic_write_json(out / "results.json", json_safe({
             "potential": self.potential, "identity": self.identity, "engine": self.engine,
-            "config": self.config.to_dict(), "summary": self.summary, "molecules": self.molecules,
+            "config": self.config.to_dict(), "summary": self.summary, "molecules": molecules,
             "trajectories": [t.to_json() for t in self.trajectories]}))
         atomic_write(out / "trajectories.csv", _csv([t.row() for t in self.trajectories]))
-        atomic_write(out / "molecules.csv", _csv([{"molecule": k, **v} for k, v in self.molecules.items()]))
+        rows = [{"molecule": k, **v, "unseen_elements": " ".join(v["unseen_elements"])} for k, v in molecules.items()]
+        atomic_write(out / "molecules.csv", _csv(rows))
 
 
 
@@ -107,13 +118,15 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 @dataclass
 class _Engine:
-    """A resolved potential: a torch contract model (batched) or an ASE calculator factory."""
+    """A resolved potential: a torch contract model (batched) or an ASE calculator factory, and the
+    atomic numbers it was trained on when it says (None: unknown)."""
 
     name: str
     identity: str
     kind: str
     model: Any = None
     factory: Callable[[], Any] | None = None
+    training_elements: frozenset[int] | None = None
 
 
 def _is_torch_model(obj: Any) -> bool:
@@ -165,11 +178,13 @@ def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None
     if _is_torch_model(obj):
         from pesprobe.md.torch_models import ModelCalculator, model_identity
 
+        known = getattr(obj, "training_elements", None)
         if engine == "ase":
             model = obj
             return _Engine(label or type(model).__name__, model_identity(model), "ase",
-                           factory=lambda: ModelCalculator(model))
-        return _Engine(label or type(obj).__name__, model_identity(obj), "batched", model=obj)
+                           factory=lambda: ModelCalculator(model), training_elements=known)
+        return _Engine(label or type(obj).__name__, model_identity(obj), "batched", model=obj,
+                       training_elements=known)
     if engine == "batched":
         raise ValueError(f"potential {label or obj!r} is not a torch model; the batched engine needs one "
                          "(use engine='ase')")
@@ -181,10 +196,12 @@ def resolve_engine(potential: Any, engine: str = "auto", name: str | None = None
                 instance.reset()
             return instance
 
-        return _Engine(label or type(obj).__name__, describe_calculator(obj), "ase", factory=factory)
+        return _Engine(label or type(obj).__name__, describe_calculator(obj), "ase", factory=factory,
+                       training_elements=getattr(obj, "training_elements", None))
     sample = obj()
     ident = f"{label or getattr(obj, '__qualname__', 'factory')}|{describe_calculator(sample)}"
-    return _Engine(label or getattr(obj, "__name__", type(sample).__name__), ident, "ase", factory=obj)
+    return _Engine(label or getattr(obj, "__name__", type(sample).__name__), ident, "ase", factory=obj,
+                   training_elements=getattr(sample, "training_elements", None))
 
 
 def _pesprobe_model(path: str) -> Any:
@@ -252,6 +269,13 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     Returns
     -------
     StabilityResult
+
+    Notes
+    -----
+    A molecule with elements that the potential never saw in training (when it says which it saw,
+    as pesprobe models do) is simulated like any other, with one
+    :class:`~pesprobe.potentials.elements.UnseenElementWarning` per new set of such elements; the
+    result records them per molecule (``unseen_elements``).
     """
     from pesprobe.evaluate.executors import cluster_executor, parse_cluster
 
@@ -265,6 +289,8 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
     keys = [m.key for m in mols]
     if len(set(keys)) != len(keys):
         raise ValueError("molecule ids must be unique (after making them file-safe)")
+    check = UnseenElementCheck()
+    unseen = {m.id: check(eng.name, eng.training_elements, m.numbers) for m in mols}
     store = RunStore(out) if out is not None else None
     tasks = [(m, s) for m in mols for s in config.seeds]
     prints = {(m.key, s): trajectory_fingerprint(config, s, eng.identity, m) for m, s in tasks}
@@ -296,7 +322,8 @@ def run_stability(potential: Any, molecules: str | Path | ScanSet | list[Molecul
         store.clear_checkpoints()
     trajectories = [done[(m.key, s)] for m, s in tasks]
     result = StabilityResult(potential=eng.name, identity=eng.identity, engine=eng.kind, config=config,
-                             trajectories=trajectories, wall_seconds=float(sum(t.wall_seconds for t in trajectories)))
+                             trajectories=trajectories, wall_seconds=float(sum(t.wall_seconds for t in trajectories)),
+                             unseen_elements=unseen)
     if out is not None:
         result.write(out)
         if plots:

@@ -63,6 +63,9 @@ class ScanMetrics:
         Extra frames the detector evaluated.
     kind : str
         The scan kind (``"bond"``: FSD in 1/Å; ``"angle"``, ``"torsion"``: 1/rad).
+    unseen_elements : list of str
+        Elements of the scan that the potential never saw in training (empty when all were seen or
+        the potential does not say; filled by the runner, see :mod:`pesprobe.potentials.elements`).
     """
 
     id: str
@@ -78,13 +81,15 @@ class ScanMetrics:
     labelled: bool = True
     n_refined: int = 0
     kind: str = "bond"
+    unseen_elements: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         """Flat dict: metrics plus bookkeeping (the discontinuity list included)."""
         out = dict(self.values)
         out.update(equilibrium_index=self.equilibrium_index, n_frames=self.n_frames, n_failed=self.n_failed,
                    flagged=self.flagged, seconds=self.seconds, group=self.group, kind=self.kind, labelled=self.labelled,
-                   n_refined=self.n_refined, discontinuities=list(self.discontinuities))
+                   n_refined=self.n_refined, discontinuities=list(self.discontinuities),
+                   unseen_elements=list(self.unseen_elements))
         return out
 
     def to_json(self) -> dict:

@@ -12,6 +12,7 @@ from ase.stress import full_3x3_to_voigt_6_stress
 
 from pesprobe.models.checkpoint import load_checkpoint
 from pesprobe.models.transformer import PESTransformer
+from pesprobe.potentials.elements import UnseenElementCheck
 
 
 class PESProbeCalculator(Calculator):
@@ -25,6 +26,10 @@ class PESProbeCalculator(Calculator):
     device : str or torch.device
     dtype : torch.dtype
         ``torch.float32`` (default) or ``torch.float64``.
+
+    Atoms with elements the model never saw in training (:attr:`training_elements`) are computed as
+    any other, with one :class:`~pesprobe.potentials.elements.UnseenElementWarning` per new set of
+    such elements, naming the model (``model_name``: the checkpoint path, or ``"pesprobe model"``).
     """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
@@ -34,11 +39,19 @@ class PESProbeCalculator(Calculator):
         super().__init__(**kwargs)
         if isinstance(checkpoint_or_model, PESTransformer):
             model = checkpoint_or_model
+            self.model_name = "pesprobe model"
         else:
             model, _ = load_checkpoint(checkpoint_or_model, map_location=device)
+            self.model_name = f"pesprobe:{checkpoint_or_model}"
+        self._unseen = UnseenElementCheck()
         self.device = torch.device(device)
         self.dtype = dtype
         self.model = model.to(device=self.device, dtype=dtype).eval()
+
+    @property
+    def training_elements(self) -> frozenset[int] | None:
+        """Atomic numbers the model was trained on (None: unknown); see :attr:`PESTransformer.training_elements`."""
+        return self.model.training_elements
 
     def calculate(self, atoms: Atoms | None = None, properties: list[str] | None = None,
                   system_changes: list[str] = all_changes) -> None:
@@ -46,6 +59,7 @@ class PESProbeCalculator(Calculator):
         properties = properties or ["energy"]
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
+        self._unseen(self.model_name, self.training_elements, atoms.numbers)
         periodic = bool(atoms.pbc.any())
         want_stress = "stress" in properties
         if want_stress and not periodic:

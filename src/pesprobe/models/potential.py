@@ -17,6 +17,7 @@ import torch
 from pesprobe.models.checkpoint import load_checkpoint
 from pesprobe.models.transformer import PESTransformer
 from pesprobe.potentials.base import Predictions
+from pesprobe.potentials.elements import UnseenElementCheck
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -88,6 +89,10 @@ class TorchPotential:
         memory and speed change.
     name : str
         Name in reports.
+
+    Structures with elements the model never saw in training (:attr:`training_elements`) are
+    evaluated as any other, with one :class:`~pesprobe.potentials.elements.UnseenElementWarning`
+    per new set of such elements.
     """
 
     def __init__(self, model: PESTransformer, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -103,6 +108,12 @@ class TorchPotential:
         self.batch_frames = batch_frames
         self.max_atoms = max_atoms
         self.name = name
+        self._unseen = UnseenElementCheck()
+
+    @property
+    def training_elements(self) -> frozenset[int] | None:
+        """Atomic numbers the model was trained on (None: unknown); see :attr:`PESTransformer.training_elements`."""
+        return self.model.training_elements
 
     def identity(self) -> str:
         """SHA-256 of the config, every weight and buffer, and the evaluation dtype (cache key)."""
@@ -195,6 +206,7 @@ class TorchPotential:
         failed; frames with non-finite output are marked failed. Never raises for a bad frame.
         """
         start_time = time.perf_counter()
+        self._unseen(self.name, self.training_elements, numbers)
         positions = np.asarray(positions)
         n_frames, n_atoms = positions.shape[:2]
         energy = np.full(n_frames, np.nan)
@@ -248,6 +260,9 @@ class TorchPotential:
         if compute_stress and self.model.config.force_head != "conservative":
             raise ValueError("stress needs the conservative force head (ModelConfig.force_head='conservative')")
         n = len(structures)
+        known = self.training_elements
+        for atoms in structures:
+            self._unseen(self.name, known, atoms.numbers)
         energy = np.full(n, np.nan)
         forces = [np.full((len(a), 3), np.nan) for a in structures]
         stress = np.full((n, 3, 3), np.nan) if compute_stress else None

@@ -101,6 +101,18 @@ class PESTransformer(nn.Module):
         refs = self.element_refs.detach().cpu().tolist()
         return {z: v for z, v in enumerate(refs) if v != 0.0}
 
+    @property
+    def training_elements(self) -> frozenset[int] | None:
+        """Atomic numbers the model was trained on, or None when unknown.
+
+        The trainer fits a reference energy for every element of its labelled training structures
+        (:func:`~pesprobe.train.references.fit_element_references`) and stores it with the weights,
+        so these are the elements with a non-zero reference; a model without any reference (never
+        trained) gives None. See :mod:`pesprobe.potentials.elements`.
+        """
+        refs = self.element_references()
+        return frozenset(refs) if refs else None
+
     def set_normalization(self, scale: float, shift: float) -> None:
         """Per-atom energy scale and shift in eV: E_i = scale · ε_i + shift + E_ref[Z_i]."""
         if not (math.isfinite(scale) and scale > 0):

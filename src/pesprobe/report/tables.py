@@ -149,6 +149,28 @@ def _escaped(table: tuple[list[str], list[list[str]]]) -> tuple[list[str], list[
     return table[0], _md_rows(table[1])
 
 
+def unseen_elements_note(unseen: dict[str, list[str]], what: str = "scans") -> str | None:
+    """One line naming the elements never seen in training and where they occur, or None if there are none.
+
+    Parameters
+    ----------
+    unseen : dict
+        ``{scan or molecule id: element symbols}`` (entries with an empty list are ignored).
+    what : str
+        What the ids are, for the text (``"scans"``, ``"molecules"``).
+    """
+    by_element: dict[str, list[str]] = {}
+    for key, symbols in unseen.items():
+        for symbol in symbols:
+            by_element.setdefault(symbol, []).append(key)
+    if not by_element:
+        return None
+    parts = [f"{symbol} in {len(ids)} {what} ({', '.join(ids[:3])}{', …' if len(ids) > 3 else ''})"
+             for symbol, ids in by_element.items()]
+    return ("Warning: elements never seen in training: " + "; ".join(parts)
+            + ". The model's results there are extrapolation.")
+
+
 def summary_markdown(result) -> str:
     """The ``summary.md`` text of a :class:`~pesprobe.evaluate.BSCTResult`."""
     summary = result.summary
@@ -161,6 +183,7 @@ def summary_markdown(result) -> str:
         f"Data: {_md_code(result.source)} — {summary['n_scans']} scans, {summary['n_frames']} frames, "
         f"{summary['n_failed_frames']} failed frames, {summary['n_flagged_scans']} flagged scans, "
         f"{summary['n_unscored_scans']} unscored scans, {len(result.problems)} data problems.",
+        *([md_escape(note)] if (note := unseen_elements_note(result.unseen_elements)) else []),
         f"## Published metrics (mean over {summary.get('headline', 'all scans')})", published,
         *(["## Per scan kind (each in its own unit)", markdown_table(*kind_rows(summary))]
           if len(summary.get("by_kind", {})) > 1 else []),
