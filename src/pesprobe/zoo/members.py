@@ -9,7 +9,7 @@ Three families:
     reference design and the graphs.
 ``third_party``
     Offline reference methods and MLIPs (GFN2-xTB, GFN1-xTB, GFN-FF, SevenNet-0, CHGNet), where
-    their packages are installed; slow ASE calculators may run fewer seeds (``md_seeds``).
+    their packages are installed; slow ASE calculators run one MD seed (``md_seeds``).
 ``artifact``
     The reference design with a calibrated cutoff artifact on every pair (energy steps, force
     kinks; :mod:`pesprobe.zoo.contract`), and the zero-force null model.
@@ -106,7 +106,8 @@ def default_members() -> list[Member]:
         Member("cutoff-kink-1", "artifact", "reference design + 1 eV/Å force jump at a 3 Å pair cutoff",
                artifact={"base": "diffknn-s0", "kind": "kink", "amplitude": 1.0, "r_c": 3.0}),
         Member("zero", "artifact", "zero forces: the null model", artifact={"kind": "zero"}),
-        Member("gfn2-xtb", "third_party", "semi-empirical reference method of the labels", spec="gfn2-xtb"),
+        Member("gfn2-xtb", "third_party", "semi-empirical reference method of the labels", spec="gfn2-xtb",
+               md_seeds=(0,)),
         Member("gfn1-xtb", "third_party", "an older semi-empirical method", spec="gfn1-xtb",
                md_seeds=(0,)),
         Member("gfn-ff", "third_party", "a force field (xtb-python)", spec="gfn-ff", md_seeds=(0,)),
