@@ -92,20 +92,22 @@ def test_rerun_reuses_every_variant(quick):
 
 def test_a_lost_result_is_recomputed_from_the_trained_model(quick, monkeypatch):
     """Without result.json the finished training is resumed (not redone) and BSCT/MD reuse their caches."""
-    import pesprobe.train as train_package
+    # patched where pesprobe.train's lazy attribute finds it: patching pesprobe.train itself would leave a
+    # plain attribute behind on undo, which later patches of pesprobe.train.loop.train (test_cli_interrupt) miss
+    import pesprobe.train.loop as loop
 
     root, _ = quick
     out = root / "out"
     before = json.loads((out / "variants" / "direct" / "result.json").read_text())
     (out / "variants" / "direct" / "result.json").unlink()
     calls = []
-    real = train_package.train
+    real = loop.train
 
     def spy(config, resume=False, progress=True):
         calls.append((Path(config.train.out).parent.name, resume))
         return real(config, resume=resume, progress=progress)
 
-    monkeypatch.setattr(train_package, "train", spy)
+    monkeypatch.setattr(loop, "train", spy)
     config = load_study("quick", base_dir=root)
     config.variants = [config.variant("direct")]
     result = run_study(config, out, progress=False, log=lambda line: None, report=False)

@@ -211,6 +211,11 @@ def _strength(rho: float, p: float) -> str:
 def findings(variants: list[VariantResult], corr: list[dict[str, Any]]) -> list[str]:
     """Plain-text statements computed from the numbers: each step's effect on FSD, whether FSD
     ranked MD stability across variants and across molecules, and where it did not."""
+    return step_findings(variants) + correlation_findings(variants, corr)
+
+
+def step_findings(variants: list[VariantResult]) -> list[str]:
+    """One line per design step of one run per variant: FSD before → after and the validation force MAE change."""
     lines = []
     for step in design_steps(variants):
         parts = ", ".join(f"{r} {step.parent_fsd[r]:.3g} → {step.child_fsd[r]:.3g} ({_pct(step.change[r])})"
@@ -219,6 +224,12 @@ def findings(variants: list[VariantResult], corr: list[dict[str, Any]]) -> list[
                      f"{_pct(step.forces_change)}.")
     if not lines and len(variants) > 1:
         lines.append("No variant extends another, so no design step is compared.")
+    return lines
+
+
+def correlation_findings(variants: list[VariantResult], corr: list[dict[str, Any]]) -> list[str]:
+    """Whether FSD ranked MD stability across variants and across (variant, molecule) pairs, and where not."""
+    lines = []
     for group in ("across variants", "pooled"):
         rows = [r for r in corr if r["group"] == group and r["measure"] in FINDING_MEASURES]
         n = rows[0]["n"] if rows else 0

@@ -5,12 +5,14 @@ names it, e.g. ``variants[2].modle``)::
 
     name: BSCT-guided design            # title of the report
     seed: 0                             # one seed for every variant (init, batches, split)
+    # seeds: [0, 1, 2]                  # or: train and evaluate every variant once per seed (not with seed:)
     device: auto                        # cpu, cuda, cuda:N or auto
     threads: 1                          # torch threads on CPU (small models: 1 is as fast, and safe to share)
     data:                               # optional where build: says where the data go
       train: data/train.xyz             # extended XYZ (or any format pesprobe train reads)
       valid: data/val.xyz               # optional; else valid_fraction of the training molecules
       scans: data/bsct.npz              # BSCT scan set (compact .npz or published-layout folder)
+      max_force: 30.0                   # optional: drop structures with a force component above it, eV/Å
     build:                              # how to make missing data (--build-data)
       train: {preset: xtb-train, out: data/xtb-train}         # pesprobe data sample
       scans: {preset: xtb-organic, out: data/bsct-xtb}         # pesprobe scan build
@@ -26,6 +28,11 @@ names it, e.g. ``variants[2].modle``)::
 A variant's model is the shared ``model:`` section, then the chain of variants it ``extends``,
 then its own overrides. Relative paths are relative to the study file's folder (for the studies
 shipped with pesprobe, relative to the current folder).
+
+``seed: k`` (the default ``seed: 0``) is one training seed, results in ``variants/<name>/``.
+``seeds: [k1, k2, ...]`` trains and evaluates every variant once per seed (model initialisation,
+batch order, rotations), results in ``variants/<name>/seed<k>/``; the molecule split of
+``valid_fraction`` uses the first seed, so every seed validates on the same molecules.
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 #: Studies shipped in ``pesprobe/resources/studies``.
-SHIPPED = ("default", "quick")
+SHIPPED = ("default", "quick", "ablation")
 #: ``train:`` keys the study sets itself, per variant.
 RESERVED_TRAIN_KEYS = ("steps", "epochs", "out", "seed", "device")
 #: Keys of the ``build.train`` recipe besides :class:`pesprobe.data.sample.SampleSettings` fields.
@@ -147,12 +154,16 @@ class StudyConfig:
     source : str
         The study file.
     seed : int
+        The training seed of a one-seed study; with ``seeds``, the first of them (also the seed of
+        the validation split).
     device : str
     threads : int
         torch intra-op threads when running on the CPU.
     train_path, valid_path, scans_path : Path or None
         Data (``valid_path`` None: ``valid_fraction`` of the training molecules are held out).
     valid_fraction : float
+    max_force : float or None
+        Training and validation structures with a force component above it are dropped, eV/Å.
     train_recipe, scan_recipe : optional
         How to build missing data.
     steps, minutes : int or None, float or None
@@ -166,6 +177,9 @@ class StudyConfig:
     md_molecules : int or list of str
         Number of held-out molecules for MD (taken from the BSCT scans), or their scan ids.
     variants : list of Variant
+    seeds : list of int
+        The training seeds of a ``seeds:`` study (one run per variant and seed, each in
+        ``variants/<name>/seed<k>``); empty for a one-seed study (``seed``, ``variants/<name>``).
     """
 
     name: str
@@ -187,6 +201,8 @@ class StudyConfig:
     md: dict[str, Any]
     md_molecules: int | list[str]
     variants: list[Variant]
+    max_force: float | None = None
+    seeds: list[int] = field(default_factory=list)
 
     def variant(self, name: str) -> Variant:
         """The variant called ``name``."""
@@ -210,10 +226,10 @@ class StudyConfig:
             return None if r is None else {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(r).items()}
 
         return {
-            "name": self.name, "source": self.source, "seed": self.seed, "device": self.device,
-            "threads": self.threads,
+            "name": self.name, "source": self.source, "seed": self.seed, "seeds": list(self.seeds),
+            "device": self.device, "threads": self.threads,
             "data": {"train": _str(self.train_path), "valid": _str(self.valid_path), "scans": _str(self.scans_path),
-                     "valid_fraction": self.valid_fraction},
+                     "valid_fraction": self.valid_fraction, "max_force": self.max_force},
             "build": {"train": recipe(self.train_recipe), "scans": recipe(self.scan_recipe)},
             "budget": {"steps": self.steps, "minutes": self.minutes}, "train": dict(self.train),
             "bsct": {"max_scans": self.bsct_max_scans, "batch_frames": self.bsct_batch_frames},
@@ -234,14 +250,14 @@ def digest(obj: Any) -> str:
 
 # ---------------------------------------------------------------------------------------- reading
 def shipped_study_path(name: str) -> Path:
-    """Path of a study shipped with pesprobe (``default`` or ``quick``)."""
+    """Path of a study shipped with pesprobe (``default``, ``quick`` or ``ablation``)."""
     if name not in SHIPPED:
         raise StudyError(f"unknown shipped study {name!r}; shipped: {', '.join(SHIPPED)}")
     return Path(str(resources.files("pesprobe").joinpath("resources", "studies", f"{name}.yaml")))
 
 
 def load_study(path_or_name: str | Path, base_dir: str | Path | None = None) -> StudyConfig:
-    """Read and validate a study file, or a shipped study by name (``default``, ``quick``).
+    """Read and validate a study file, or a shipped study by name (``default``, ``quick``, ``ablation``).
 
     Parameters
     ----------
@@ -277,9 +293,12 @@ def load_study(path_or_name: str | Path, base_dir: str | Path | None = None) -> 
 def study_from_dict(raw: Any, base_dir: Path, source: str = "<dict>") -> StudyConfig:
     """Validate a study given as nested dicts (see :func:`load_study`)."""
     top = _mapping(raw, "study")
-    _known(top, ("name", "seed", "device", "threads", "data", "build", "budget", "train", "model", "bsct", "md", "variants"),
-           "")
-    seed = _int(top.get("seed", 0), "seed")
+    _known(top, ("name", "seed", "seeds", "device", "threads", "data", "build", "budget", "train", "model", "bsct",
+                 "md", "variants"), "")
+    if "seed" in top and "seeds" in top:
+        raise StudyError("seeds: give seed (one seed) or seeds (a list of seeds), not both")
+    seeds = _seeds(top["seeds"]) if "seeds" in top else []
+    seed = seeds[0] if seeds else _int(top.get("seed", 0), "seed")
     device = _str_value(top.get("device", "auto"), "device")
     threads = _positive_int(top.get("threads", 1), "threads")
     if device.split(":")[0] not in ("cpu", "cuda", "auto"):
@@ -291,7 +310,7 @@ def study_from_dict(raw: Any, base_dir: Path, source: str = "<dict>") -> StudyCo
     scan_recipe = _scan_recipe(build["scans"], base_dir) if build.get("scans") else None
 
     data = _mapping(top.get("data") or {}, "data")
-    _known(data, ("train", "valid", "scans", "valid_fraction"), "data")
+    _known(data, ("train", "valid", "scans", "valid_fraction", "max_force"), "data")
     train_path = _path(data.get("train"), base_dir, "data.train")
     valid_path = _path(data.get("valid"), base_dir, "data.valid")
     scans_path = _path(data.get("scans"), base_dir, "data.scans")
@@ -307,6 +326,9 @@ def study_from_dict(raw: Any, base_dir: Path, source: str = "<dict>") -> StudyCo
     valid_fraction = _float(data.get("valid_fraction", 0.1), "data.valid_fraction")
     if not 0.0 <= valid_fraction < 1.0:
         raise StudyError(f"data.valid_fraction: must be in [0, 1), got {valid_fraction}")
+    max_force = _float(data["max_force"], "data.max_force") if data.get("max_force") is not None else None
+    if max_force is not None and not max_force > 0:
+        raise StudyError(f"data.max_force: must be > 0 (eV/Å), got {max_force}")
 
     steps, minutes = _budget(top.get("budget"))
     train = dict(_mapping(top.get("train") or {}, "train"))
@@ -336,7 +358,7 @@ def study_from_dict(raw: Any, base_dir: Path, source: str = "<dict>") -> StudyCo
         train_path=train_path, valid_path=valid_path, scans_path=scans_path, valid_fraction=valid_fraction,
         train_recipe=train_recipe, scan_recipe=scan_recipe, steps=steps, minutes=minutes, train=train,
         bsct_max_scans=max_scans, bsct_batch_frames=batch_frames, md=md, md_molecules=molecules,
-        variants=variants)
+        variants=variants, max_force=max_force, seeds=seeds)
     _check_nested(config)
     return config
 
@@ -382,6 +404,15 @@ def _variants(raw: Any, shared_model: dict[str, Any]) -> list[Variant]:
         variants.append(variant)
         by_name[name] = variant
     return variants
+
+
+def _seeds(raw: Any) -> list[int]:
+    if not isinstance(raw, list) or not raw:
+        raise StudyError(f"seeds: must be a non-empty list of integers, got {raw!r}")
+    seeds = [_int(value, f"seeds[{k}]") for k, value in enumerate(raw)]
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"seeds: each seed once, got {raw!r}")
+    return seeds
 
 
 def _budget(raw: Any) -> tuple[int | None, float | None]:

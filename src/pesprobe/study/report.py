@@ -1,4 +1,6 @@
-"""The study's outputs: ``study.json``, ``study.csv``, the figures and one self-contained ``report.html``."""
+"""The study's outputs: ``study.json``, ``study.csv``, ``summary.md``, the figures and one self-contained
+``report.html``. In a ``seeds:`` study the seed table (mean ± sd) and its findings lead; the per-variant
+table, figures and correlations show the first seed's runs."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from pesprobe.data.atomic import json_safe
-from pesprobe.data.atomic import atomic_write, atomic_write_json
-from pesprobe.study.analysis import (COLUMNS, RANGES, correlations, design_steps, findings, formatted, pairs,
-                                     table_rows, variant_means)
-from pesprobe.study.runner import StudyResult, VariantResult
+from pesprobe.data.atomic import atomic_write, atomic_write_json, json_safe
+from pesprobe.study.analysis import (COLUMNS, RANGES, correlation_findings, correlations, design_steps, findings,
+                                     formatted, pairs, table_rows, variant_means)
+from pesprobe.study.runner import StudyResult, VariantResult, run_folder
+from pesprobe.study.seeds import SeedRow, aggregate, seed_findings, seed_steps, seed_table
+from pesprobe.study.summary import budget_text, checkpoint_note, summary_markdown
 
 #: Worst-case scans shown side by side across variants.
 WORST_SCANS = 3
@@ -110,7 +113,7 @@ def plot_worst_scans(result: StudyResult, path: Path) -> Path | None:
         scan = result.scans[sid]
         for col, v in enumerate(result.variants):
             ax = axes[row, col]
-            pred = PredictionCache(result.out / "variants" / v.name / "bsct" / "cache", v.identity).get(scan)
+            pred = PredictionCache(run_folder(result.out, v.name, v.seed) / "bsct" / "cache", v.identity).get(scan)
             if pred is None:
                 ax.text(0.5, 0.5, "no predictions", ha="center", transform=ax.transAxes)
                 continue
@@ -155,7 +158,7 @@ def plot_md_traces(result: StudyResult, path: Path) -> Path | None:
     fig, axes = plt.subplots(len(molecules), 2, figsize=(11, 2.6 * len(molecules)), squeeze=False)
     drawn = False
     for k, v in enumerate(result.variants):
-        md_dir = result.out / "variants" / v.name / "md"
+        md_dir = run_folder(result.out, v.name, v.seed) / "md"
         keys = _trajectory_keys(md_dir)
         store = RunStore(md_dir)
         for row, mol in enumerate(molecules):
@@ -252,14 +255,28 @@ td:first-child,th:first-child,td:nth-child(2){text-align:left}img{max-width:100%
 """
 
 
+def _seed_section(seed_rows: list[SeedRow], first_seed: int) -> str:
+    """The seed table of a ``seeds:`` study, and what the sections below it show."""
+    header, cells = seed_table(seed_rows)
+    return (f"<h2>Mean ± sd over training seeds</h2>{_html_table(header, cells)}<p class='note'>Sample sd over the "
+            "seeds (n − 1); '(n = k)' where fewer runs had the figure. E MAE: validation energy MAE per atom; "
+            "F MAE: validation force MAE; FSD: mean over the BSCT scans (published definition); skill: mean of "
+            "1 − FSD/FSD_null (full range); discontinuities: scans with a confirmed one; MD failure fraction: "
+            "failed / all trajectories of the run. The table, figures and correlations below show the "
+            f"seed-{first_seed} run of each variant.</p>")
+
+
 def render_html(result: StudyResult, table: list[dict[str, Any]], corr: list[dict[str, Any]], lines: list[str],
-                figures: dict[str, Path | None], final: bool) -> str:
-    """The report page (figures embedded as base64 PNG)."""
+                figures: dict[str, Path | None], final: bool, seed_rows: list[SeedRow] | None = None) -> str:
+    """The report page (figures embedded as base64 PNG); ``seed_rows``: the seed table of a ``seeds:`` study."""
     c = result.config
     md = c.md_config()
-    budget = f"{c.steps} steps" if c.steps is not None else f"{c.minutes:g} minutes (steps measured per variant)"
-    status = ("" if final else f"<p class='note'><b>In progress:</b> {len(result.variants)} of {len(c.variants)} "
-                               "variants finished; this page is rewritten after each.</p>")
+    runs = [r for items in result.seed_runs().values() for r in items]
+    n_runs = len(c.variants) * max(1, len(c.seeds))
+    status = ("" if final else f"<p class='note'><b>In progress:</b> {len(runs)} of {n_runs} "
+                               "runs finished; this page is rewritten after each.</p>")
+    seeds = (f"training seeds {', '.join(map(str, c.seeds))} (each variant trained and evaluated once per seed)"
+             if c.seeds else f"same seed ({c.seed})")
     corr_rows = [[r["group"], r["measure"], f"{r['value']:+.2f}" if math.isfinite(r["value"]) else "–",
                   f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]" if math.isfinite(r["ci_low"]) else "–",
                   f"{r['p_value']:.2g}" if math.isfinite(r["p_value"]) else "–", str(r["n"])]
@@ -267,7 +284,7 @@ def render_html(result: StudyResult, table: list[dict[str, Any]], corr: list[dic
     per_variant = [[r["group"].split("=", 1)[1], r["measure"], f"{r['value']:+.2f}" if math.isfinite(r["value"])
                     else "–", f"{r['p_value']:.2g}" if math.isfinite(r["p_value"]) else "–", str(r["n"])]
                    for r in corr if r["group"].startswith("variant=")]
-    variants = [[v.name, v.label, v.extends or "–", str(v.steps),
+    variants = [[v.name, v.label, v.extends or "–", str(v.steps), f"{v.checkpoint} (step {v.checkpoint_step})",
                  ", ".join(f"{k}={json.dumps(val)}" for k, val in v.model.items())] for v in result.variants]
     valid = str(c.valid_path) if c.valid_path else f"{c.valid_fraction:.0%} of the training molecules"
     data_lines = [f"training data <code>{html.escape(str(c.train_path))}</code>",
@@ -277,14 +294,16 @@ def render_html(result: StudyResult, table: list[dict[str, Any]], corr: list[dic
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>pesprobe study: {html.escape(c.name)}</title>
 <style>{STYLE}</style></head><body>
 <h1>pesprobe study: {html.escape(c.name)}</h1>{status}
-<p class="note">{len(result.variants)} variants, same seed ({c.seed}), budget ({budget}) and data.
+<p class="note">{len(result.variants)} variants, {seeds}, same budget ({budget_text(result)}) and data.
 {'; '.join(data_lines)}. MD: {md.ensemble.upper()}, T0 = {md.temperature_K:g} K, dt = {md.timestep_fs:g} fs,
 {md.length_ps:g} ps, seeds {', '.join(map(str, md.seeds))}. Wall time of this run {result.seconds:.0f} s.
 Study file <code>{html.escape(c.source)}</code>.</p>
 <h2>What the numbers show</h2><ul>{''.join(f'<li>{html.escape(line)}</li>' for line in lines)}</ul>
-<h2>Results</h2>
+{_seed_section(seed_rows, c.seed) if seed_rows else ''}
+<h2>Results{f' (seed {c.seed})' if c.seeds else ''}</h2>
 {_html_table([h for _, h, _, _ in COLUMNS], [formatted(r) for r in table])}
-<p class="note">E/F MAE: validation set, final (averaged) weights. FSD: mean over the BSCT scans (lower is smoother).
+<p class="note">{html.escape(checkpoint_note(runs))} E/F MAE: validation set, the evaluated checkpoint (averaged
+weights). FSD: mean over the BSCT scans (lower is smoother).
 Spurious minima: mean count per scan. E–F consistency: median over scans of max |Ê − Ê(q) − ∫F·dx| (≈0 for
 conservative forces). MD: failed trajectories, and means over trajectories of time to failure, |energy drift| (NVE)
 and the largest temperature jump within {md.spike_window_fs:g} fs. Times: wall time of training, BSCT and MD
@@ -297,24 +316,37 @@ and the largest temperature jump within {md.spike_window_fs:g} fs. Times: wall t
 <p class="note">Larger measure = less stable, so a positive ρ means a smoother PES went with more stable MD.
 p: permutation test (exact for n ≤ 7). Within each variant, across molecules:</p>
 {_html_table(['variant', 'measure', 'Spearman ρ', 'p', 'n'], per_variant)}
-<h2>Variants</h2>{_html_table(['variant', 'change', 'extends', 'steps', 'model overrides'], variants)}
+<h2>Variants</h2>{_html_table(['variant', 'change', 'extends', 'steps', 'evaluated checkpoint', 'model overrides'],
+                               variants)}
 </body></html>
 """
 
 
 def write_outputs(result: StudyResult, final: bool = True) -> dict[str, Path]:
-    """Write ``study.json``, ``study.csv`` and ``report.html`` into ``result.out``; when ``final``, also the
-    figures in ``plots/`` (embedded in the page; intermediate pages, written after each variant, have none).
+    """Write ``study.json``, ``study.csv``, ``summary.md`` and ``report.html`` into ``result.out``; when ``final``,
+    also the figures in ``plots/`` (embedded in the page; intermediate pages, written after each run, have none).
+
+    In a ``seeds:`` study ``study.json`` also holds ``seeds`` (the seed table and each step judged against the
+    seed spread) and ``runs`` (every run's result), and the findings are the seed-aware ones, followed by the
+    correlations of the first seed's runs.
 
     Returns
     -------
     dict
-        ``{"json", "csv", "html"}`` paths.
+        ``{"json", "csv", "md", "html"}`` paths.
     """
     out = result.out
+    config = result.config
     table = table_rows(result.variants)
     corr = correlations(result.variants)
-    lines = findings(result.variants, corr)
+    seed_rows = aggregate(result.seed_runs()) if config.seeds else []
+    if config.seeds:
+        lines = seed_findings(seed_rows) + [f"Seed {config.seed} runs only: {line}"
+                                            for line in correlation_findings(result.variants, corr)]
+    else:
+        lines = findings(result.variants, corr)
+    complete = final and all(len(result.seed_runs().get(v.name, [])) == max(1, len(config.seeds))
+                             for v in config.variants)
     plots = out / "plots"
     figures: dict[str, Path | None] = {}
     if result.variants and final:
@@ -322,12 +354,17 @@ def write_outputs(result: StudyResult, final: bool = True) -> dict[str, Path]:
                    "worst": plot_worst_scans(result, plots / "worst_scans.png"),
                    "md": plot_md_traces(result, plots / "md_traces.png"),
                    "correlation": plot_correlation(result.variants, corr, plots / "correlation.png")}
-    atomic_write_json(out / "study.json", json_safe({
-        "name": result.config.name, "complete": final and len(result.variants) == len(result.config.variants),
-        "config": result.config.to_dict(), "table": table, "findings": lines,
-        "steps": [asdict(s) for s in design_steps(result.variants)], "correlations": corr,
-        "bsct_scans": result.scans.ids(), "md_molecules": result.md_molecules, "seconds": result.seconds,
-        "variants": [v.to_json() for v in result.variants]}))
+    data = {"name": config.name, "complete": complete, "config": config.to_dict(), "table": table, "findings": lines,
+            "steps": [asdict(s) for s in design_steps(result.variants)], "correlations": corr,
+            "bsct_scans": result.scans.ids(), "md_molecules": result.md_molecules, "seconds": result.seconds,
+            "variants": [v.to_json() for v in result.variants]}
+    if config.seeds:
+        data["seeds"] = {"training_seeds": list(config.seeds), "table": [asdict(r) for r in seed_rows],
+                         "steps": [asdict(s) for s in seed_steps(seed_rows)]}
+        data["runs"] = [v.to_json() for items in result.seed_runs().values() for v in items]
+    atomic_write_json(out / "study.json", json_safe(data))
     atomic_write(out / "study.csv", study_csv(table))
-    atomic_write(out / "report.html", render_html(result, table, corr, lines, figures, final))
-    return {"json": out / "study.json", "csv": out / "study.csv", "html": out / "report.html"}
+    atomic_write(out / "summary.md", summary_markdown(result, table, lines, seed_rows, final))
+    atomic_write(out / "report.html", render_html(result, table, corr, lines, figures, final, seed_rows))
+    return {"json": out / "study.json", "csv": out / "study.csv", "md": out / "summary.md",
+            "html": out / "report.html"}
