@@ -20,7 +20,7 @@ def test_default_roster_has_24_potentials_of_every_family():
     members = default_members()
     assert len(members) >= 24 and len({m.name for m in members}) == len(members)
     families = {m.family for m in members}
-    assert families == {"trained", "third_party", "artifact"}
+    assert families == {"trained", "third_party", "artifact", "shipped"}
     trained = [m for m in members if m.family == "trained"]
     assert {m.model.get("graph", "diffknn") for m in trained} == {"knn", "diffknn", "radius"}
     assert len({m.seed for m in trained}) >= 2 and len({m.steps for m in trained}) >= 3

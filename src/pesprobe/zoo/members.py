@@ -13,6 +13,9 @@ Three families:
 ``artifact``
     The reference design with a calibrated cutoff artifact on every pair (energy steps, force
     kinks; :mod:`pesprobe.zoo.contract`), and the zero-force null model.
+``shipped``
+    The shipped ``pesprobe:default``: the same design family, larger and trained longer on the
+    larger ``xtb-train-large`` preset (its model card), so better trained than any trained member.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class Member:
     name : str
         Display name and folder name.
     family : str
-        ``"trained"``, ``"third_party"`` or ``"artifact"``.
+        ``"trained"``, ``"third_party"``, ``"artifact"`` or ``"shipped"``.
     reason : str
         Why its smoothness differs (one line, for the tables).
     model : dict
@@ -53,7 +56,7 @@ class Member:
     seed : int
         Trained members: training seed.
     spec : str
-        Third-party members: the SPEC.
+        Third-party and shipped members: the SPEC.
     artifact : dict
         Artifact members: ``{"base": member name, "kind": "step"|"kink"|"zero", "amplitude": A, "r_c": Å}``.
     md_seeds : tuple of int or None
@@ -106,6 +109,8 @@ def default_members() -> list[Member]:
         Member("cutoff-kink-1", "artifact", "reference design + 1 eV/Å force jump at a 3 Å pair cutoff",
                artifact={"base": "diffknn-s0", "kind": "kink", "amplitude": 1.0, "r_c": 3.0}),
         Member("zero", "artifact", "zero forces: the null model", artifact={"kind": "zero"}),
+        Member("pesprobe-default", "shipped", "the shipped model: 119k parameters, 22k steps on 394 molecules "
+               "(xtb-train-large)", spec="pesprobe:default"),
         Member("gfn2-xtb", "third_party", "semi-empirical reference method of the labels", spec="gfn2-xtb",
                md_seeds=(0,)),
         Member("gfn1-xtb", "third_party", "an older semi-empirical method", spec="gfn1-xtb",

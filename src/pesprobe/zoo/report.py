@@ -20,7 +20,7 @@ LABELS = {"full_smoothness": "FSD full (1/Å)", "compress_smoothness": "FSD comp
 
 
 #: Headings of the scopes of :data:`pesprobe.zoo.runner.SCOPES`.
-SCOPE_TITLES = {"pesprobe": "the pesprobe models (trained Transformers and their artifacts)",
+SCOPE_TITLES = {"pesprobe": "the pesprobe models (trained Transformers, their artifacts and the shipped model)",
                 "trained": "the trained Transformers only (same data and training, one design choice apart)"}
 
 
@@ -87,7 +87,7 @@ def plot_scatter(result: dict, temperature: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colors = {"trained": "#4c72b0", "third_party": "#55a868", "artifact": "#c44e52"}
+    colors = {"trained": "#4c72b0", "third_party": "#55a868", "artifact": "#c44e52", "shipped": "#8172b2"}
     figures = list(FIGURES)
     cols = 4
     rows = math.ceil(len(figures) / cols)

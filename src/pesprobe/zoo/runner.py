@@ -36,7 +36,7 @@ OUTCOME = "failure_fraction"
 #: Subsets of the zoo the question is also asked within: across every family the accurate reference
 #: methods and the null model dominate the ranks, so the smoothness figures are also tested among the
 #: pesprobe Transformers alone (same data and training, differing in design) and with their artifacts.
-SCOPES: dict[str, tuple[str, ...]] = {"pesprobe": ("trained", "artifact"), "trained": ("trained",)}
+SCOPES: dict[str, tuple[str, ...]] = {"pesprobe": ("trained", "artifact", "shipped"), "trained": ("trained",)}
 
 
 @dataclass
@@ -140,7 +140,7 @@ class _Zoo:
             return self.built[member.name]
         if member.family == "trained":
             potential = self._train(member)
-        elif member.family == "third_party":
+        elif member.family in ("third_party", "shipped"):
             from pesprobe.potentials.registry import resolve
 
             resolve(member.spec)  # fails here, with its reason, when the package is missing
