@@ -85,9 +85,10 @@ def _config_types(path: Path) -> list[str]:
 
 
 def _below(structures: list, max_force: float | None) -> np.ndarray:
-    """Mask of the structures kept by ``max_force`` (eV/Å; None keeps all; unlabelled forces pass)."""
-    return np.array([max_force is None or not s.has_forces or float(np.abs(s.forces).max()) <= max_force
-                     for s in structures], dtype=bool)
+    """Mask of the structures that training's ``data.max_force`` filter keeps."""
+    from pesprobe.train.loop import within_max_force
+
+    return np.array([within_max_force(s, max_force) for s in structures], dtype=bool)
 
 
 def _predict(potential: Any, structures: list) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -107,11 +107,15 @@ class DataSplit:
                 "valid_molecules": len({s.molecule for s in self.valid}), "dropped_max_force": self.dropped}
 
 
+def within_max_force(structure: Structure, max_force: float | None) -> bool:
+    """Whether ``data.max_force`` keeps ``structure``: every force component at most ``max_force`` eV/Å
+    (None keeps everything; unlabelled forces pass)."""
+    return max_force is None or not structure.has_forces or float(np.abs(structure.forces).max()) <= max_force
+
+
 def _below(structures: list[Structure], max_force: float | None) -> list[Structure]:
-    """Structures whose force components are all at most ``max_force`` eV/Å (unlabelled forces pass)."""
-    if max_force is None:
-        return structures
-    return [s for s in structures if not s.has_forces or float(np.abs(s.forces).max()) <= max_force]
+    """Structures kept by :func:`within_max_force`."""
+    return [s for s in structures if within_max_force(s, max_force)]
 
 
 def read_datasets(config: TrainConfig) -> DataSplit:
