@@ -104,6 +104,48 @@ def test_tiny_zoo_runs_resumes_and_answers(tmp_path, one_torch_thread):
                     n_permutations=50)
     assert again["members"]["tiny-knn"]["bsct"] == result["members"]["tiny-knn"]["bsct"]
     assert again["compute"]["train_s"] == result["compute"]["train_s"]  # nothing retrained
+    # a later run adds one member and takes the others unchanged from the first run's zoo.json
+    from dataclasses import replace
+
+    from pesprobe.zoo.members import Member
+
+    extra = Member("zero-extra", "artifact", "zero forces, added later", artifact={"kind": "zero"})
+    later = replace(profile, train=None, members=[extra], include=(tmp_path / "zoo" / "zoo.json",))
+    merged = run_zoo(later, tmp_path / "later", progress=False, log=lambda _: None, n_bootstrap=50,
+                     n_permutations=50)
+    assert list(merged["members"]) == [m.name for m in members] + ["zero-extra"]
+    assert merged["members"]["tiny-knn"]["included_from"] == str(tmp_path / "zoo" / "zoo.json")
+    assert "included_from" not in merged["members"]["zero-extra"]
+    assert merged["answers"]["300"]["full_smoothness"]["n_units"] == len(members) + 1
+    assert merged["compute"]["train_s"] == result["compute"]["train_s"]
+    assert not (tmp_path / "later" / "members" / "tiny-knn").exists()  # nothing of the first run redone
+    assert "Taken unchanged from the earlier run" in (tmp_path / "later" / "evidence.md").read_text()
+
+
+def test_an_earlier_run_on_other_molecules_or_with_missing_fields_is_refused(tmp_path):
+    from pesprobe.zoo.runner import load_earlier
+
+    molecules = ["C-C/a_0-1", "C-S/b_0-1"]
+    row = {"family": "artifact", "reason": "r", "bsct": {"full_smoothness": None}, "seconds": {},
+           "md": {"300": {"failure_fraction": 0.5, "per_molecule": {m: 0.5 for m in molecules}, "seeds": [0]}}}
+    good = {"members": {"z": row}, "molecules": molecules, "n_scans": 4, "profile": {"length_ps": 0.01},
+            "compute": {"train_s": 3.0}}
+    path = tmp_path / "zoo.json"
+    path.write_text(json.dumps(good))
+    earlier = load_earlier(path, molecules, 4, 0.01)
+    assert np.isnan(earlier.rows["z"]["bsct"]["full_smoothness"]) and earlier.train_s == 3.0
+    with pytest.raises(ValueError, match="'molecules'"):
+        load_earlier(path, molecules[:1], 4, 0.01)
+    with pytest.raises(ValueError, match="'profile.length_ps'"):
+        load_earlier(path, molecules, 4, 2.0)
+    path.write_text(json.dumps({**good, "members": {"z": {k: v for k, v in row.items() if k != "bsct"}}}))
+    with pytest.raises(ValueError, match="member 'z' lacks field"):
+        load_earlier(path, molecules, 4, 0.01)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="not a zoo.json"):
+        load_earlier(path, molecules, 4, 0.01)
+    with pytest.raises(FileNotFoundError, match="no such zoo.json"):
+        load_earlier(tmp_path / "missing.json", molecules, 4, 0.01)
 
 
 def test_a_member_that_cannot_be_built_is_skipped_with_its_reason(tmp_path):
@@ -155,3 +197,12 @@ def test_an_md_error_of_one_member_is_recorded_and_the_zoo_goes_on(tmp_path, mon
                      n_permutations=10)
     assert "integrator exploded" in result["members"]["zero"]["md_errors"]["300"]
     assert "300" in result["members"]["zero-step"]["md"]
+
+
+def test_an_untrained_member_without_training_data_is_skipped_with_why(tmp_path):
+    trained = next(m for m in quick_members() if m.family == "trained")
+    profile = ZooProfile(scans=embedded_scans_path(), train=None, valid=None, members=[trained],
+                         temperatures=(300.0,), length_ps=0.005, seeds=(0,), n_molecules=3, min_p=1, min_s=1)
+    result = run_zoo(profile, tmp_path / "zoo", progress=False, log=lambda _: None, n_bootstrap=10,
+                     n_permutations=10)
+    assert "needs training structures" in result["members"][trained.name]["skipped"]

@@ -11,7 +11,8 @@ import typer
 def zoo(
     scans: Annotated[Path, typer.Option(help="BSCT scan set (the BSCT-xTB preset: pesprobe scan build --preset "
                                              "xtb-organic).")],
-    train: Annotated[Path, typer.Option(help="Training structures (train.xyz of pesprobe data sample).")],
+    train: Annotated[Optional[Path], typer.Option(help="Training structures (train.xyz of pesprobe data sample); "
+                                                       "needed while a trained member is not trained yet.")] = None,
     valid: Annotated[Optional[Path], typer.Option(help="Validation structures (val.xyz of pesprobe data sample).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder (resumable).")] = Path("zoo_out"),
     temperatures: Annotated[str, typer.Option(help="MD temperatures, K, comma-separated.")] = "500,1000",
@@ -20,6 +21,9 @@ def zoo(
     molecules: Annotated[int, typer.Option(min=3, help="Distinct MD molecules (≥ 3 with P, ≥ 3 with S).")] = 16,
     only: Annotated[Optional[str], typer.Option(help="Comma-separated member names to run (default: all).")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="The tiny smoke-test roster.")] = False,
+    include: Annotated[Optional[list[Path]], typer.Option(
+        help="zoo.json of an earlier run on the same scans, molecules and MD length: its members that this run "
+             "does not run are taken unchanged (repeatable).")] = None,
     threads: Annotated[int, typer.Option(min=1, help="Threads (OpenMP, torch).")] = 1,
 ) -> None:
     """The model-zoo experiment: BSCT figures vs MD failure across ≥ 24 potentials (resumable)."""
@@ -39,7 +43,7 @@ def zoo(
         members = [m for m in members if m.name in names]
     profile = ZooProfile(scans=scans, train=train, valid=valid, members=members,
                          temperatures=tuple(float(t) for t in temperatures.split(",")), length_ps=length_ps,
-                         seeds=tuple(range(seeds)), n_molecules=molecules)
+                         seeds=tuple(range(seeds)), n_molecules=molecules, include=tuple(include or ()))
     try:
         result = run_zoo(profile, out)
     except (ValueError, FileNotFoundError) as exc:

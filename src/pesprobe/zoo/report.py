@@ -136,7 +136,15 @@ def evidence_markdown(result: dict, command: str = "pesprobe zoo") -> str:
              "(bond broken or formed, clash, temperature blow-up, energy not conserved, non-finite values, "
              "docs/md_monitor.md). Unit of the statistics: the potential; CIs resample potentials and molecules; "
              "permutation p shuffles whole potentials; Holm adjusts over the figures of one temperature.",
-             "## Members", markdown_table(*member_rows(result))]
+             ]
+    included = {}
+    for name, row in result["members"].items():
+        if "included_from" in row:
+            included.setdefault(row["included_from"], []).append(name)
+    for path, names in included.items():
+        parts.append(f"Taken unchanged from the earlier run `{path}` (same scans, molecules and MD length): "
+                     + ", ".join(f"`{n}`" for n in names) + ".")
+    parts += ["## Members", markdown_table(*member_rows(result))]
     for temperature, answers in result["answers"].items():
         parts += [f"## {temperature} K: each figure as a predictor of MD failure", markdown_table(*answer_rows(answers)),
                   reading(answers), f"![scatter {temperature} K](zoo_plots/scatter_{temperature}K.png)"]

@@ -3,7 +3,9 @@
 Work is ordered so that a partial run is already useful and every piece resumes from its folder
 (``<out>/members/<name>/``: ``train/``, ``bsct/``, ``md_<T>K/``): every member's BSCT first, then
 MD at each temperature in turn. A member whose package is missing (or that cannot be built) is
-skipped with its reason in ``zoo.json``; it never stops the run.
+skipped with its reason in ``zoo.json``; it never stops the run. Members of an earlier run on the
+same scans, molecules and MD length can be taken from its ``zoo.json`` (``include``), so a slow
+member is added without the others' folders.
 """
 
 from __future__ import annotations
@@ -47,8 +49,9 @@ class ZooProfile:
     ----------
     scans : Path
         BSCT scan set (the BSCT-xTB preset: the level the pesprobe models learned).
-    train, valid : Path
-        Training and validation structures (extended XYZ from ``pesprobe data sample``).
+    train, valid : Path or None
+        Training and validation structures (extended XYZ from ``pesprobe data sample``); needed only
+        while a trained member is not trained yet.
     members : list of Member
     temperatures : tuple of float
         MD temperatures, K.
@@ -60,10 +63,13 @@ class ZooProfile:
         Distinct MD molecules taken from the scans, at least ``min_p`` with P and ``min_s`` with S.
     train_overrides : dict
         Changes to :data:`~pesprobe.zoo.members.TRAIN` (e.g. a tiny batch for tests).
+    include : tuple of Path
+        ``zoo.json`` files of earlier runs: their members that this run does not run are taken as
+        they are (:func:`load_earlier`), and their temperatures join the answers.
     """
 
     scans: Path
-    train: Path
+    train: Path | None
     valid: Path | None
     members: list[Member]
     temperatures: tuple[float, ...] = (500.0, 1000.0)
@@ -73,6 +79,7 @@ class ZooProfile:
     min_p: int = 3
     min_s: int = 3
     train_overrides: dict[str, Any] = field(default_factory=dict)
+    include: tuple[Path, ...] = ()
 
 
 def pick_molecules(scans: ScanSet, n: int, min_p: int, min_s: int) -> tuple[list[Molecule], ScanSet]:
@@ -105,6 +112,77 @@ def pick_molecules(scans: ScanSet, n: int, min_p: int, min_s: int) -> tuple[list
     return chosen, ScanSet([s for s in scans if s.id in wanted], source=scans.source)
 
 
+@dataclass
+class Earlier:
+    """The members of an earlier zoo run, as its ``zoo.json`` holds them.
+
+    Attributes
+    ----------
+    path : Path
+    rows : dict
+        Member name -> its row (family, reason, BSCT figures, MD per temperature, seconds), each with
+        ``included_from`` set to ``path``.
+    train_s : float
+        That run's training time, s.
+    """
+
+    path: Path
+    rows: dict[str, dict[str, Any]]
+    train_s: float
+
+
+def load_earlier(path: str | Path, molecules: list[str], n_scans: int, length_ps: float) -> Earlier:
+    """Read an earlier run's ``zoo.json`` and check that it ran the same protocol.
+
+    Parameters
+    ----------
+    path : str or Path
+    molecules : list of str
+        This run's MD molecule ids (:func:`pick_molecules`), in order.
+    n_scans : int
+        Scans this run scores with BSCT.
+    length_ps : float
+        This run's MD length per trajectory, ps.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If it is not a zoo result, or its molecules, scan count or MD length differ (naming the
+        field), or a member's row lacks a field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such zoo.json")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a zoo.json ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("members"), dict):
+        raise ValueError(f"{path}: not a zoo.json (no 'members' table)")
+    profile = data.get("profile") or {}
+    for field_name, theirs, ours in (("molecules", data.get("molecules"), molecules),
+                                     ("n_scans", data.get("n_scans"), n_scans),
+                                     ("profile.length_ps", profile.get("length_ps"), length_ps)):
+        if theirs != ours:
+            raise ValueError(f"{path}: field {field_name!r} is {theirs!r}, this run's is {ours!r}; only a run on "
+                             "the same scans, molecules and MD length can be included")
+    rows = {}
+    for name, row in data["members"].items():
+        need = ("family", "reason") if "skipped" in row else ("family", "reason", "bsct", "md", "seconds")
+        missing = [k for k in need if k not in row]
+        if missing:
+            raise ValueError(f"{path}: member {name!r} lacks field(s) {', '.join(missing)}")
+        for key, md in row["md"].items() if "md" in row else ():
+            if set(md.get("per_molecule", {})) != set(molecules):
+                raise ValueError(f"{path}: member {name!r} at {key} K has MD for other molecules than this run's")
+        if "bsct" in row:  # NaN is stored as null
+            row = {**row, "bsct": {k: (math.nan if v is None else v) for k, v in row["bsct"].items()}}
+        rows[name] = {**row, "included_from": str(path)}
+    return Earlier(path, rows, float((data.get("compute") or {}).get("train_s", 0.0)))
+
+
 class _Zoo:
     def __init__(self, profile: ZooProfile, out: Path, progress: bool, log: Callable[[str], None]) -> None:
         self.profile, self.out, self.progress, self.log = profile, out, progress, log
@@ -122,6 +200,9 @@ class _Zoo:
         done = self.folder(member) / "trained.json"
         if not done.exists():
             p = self.profile
+            if p.train is None or not Path(p.train).is_file():
+                raise FileNotFoundError(f"zoo member {member.name} is not trained yet and needs training structures: "
+                                        f"--train {p.train} is not a file")
             loop = {**TRAIN, **p.train_overrides, "steps": member.steps, "seed": member.seed, "device": "cpu",
                     "out": str(folder), "eval_every": member.steps, "ckpt_every": max(1, member.steps // 10),
                     "log_every": max(1, member.steps // 50)}
@@ -194,7 +275,11 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
     zoo = _Zoo(profile, out, progress, log)
     scans = load_scans(profile.scans)
     molecules, paired_scans = pick_molecules(scans, profile.n_molecules, profile.min_p, profile.min_s)
+    earlier = [load_earlier(p, [m.id for m in molecules], len(scans), profile.length_ps) for p in profile.include]
     rows: dict[str, dict[str, Any]] = {}
+    running = {m.name for m in profile.members}
+    for e in earlier:  # an earlier run's members first (in its order); this run's own rows take precedence
+        rows.update({name: row for name, row in e.rows.items() if name not in running})
     bsct_results: dict[str, Any] = {}
     for member in profile.members:
         row = rows.setdefault(member.name, {"family": member.family, "reason": member.reason, "md": {},
@@ -235,12 +320,14 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
                               "per_molecule": {m.id: per[m.id][OUTCOME] for m in molecules},
                               "seeds": list(seeds)}
             row["seconds"][f"md_{key}K"] = md.wall_seconds
-    answers = _answers(rows, molecules, profile.temperatures, n_bootstrap, n_permutations)
+    temperatures = tuple(sorted({float(t) for t in profile.temperatures}
+                                | {float(k) for r in rows.values() for k in r.get("md", {})}))
+    answers = _answers(rows, molecules, temperatures, n_bootstrap, n_permutations)
     by_scope = {scope: _answers({n: r for n, r in rows.items() if r["family"] in families}, molecules,
-                                profile.temperatures, n_bootstrap, n_permutations)
+                                temperatures, n_bootstrap, n_permutations)
                 for scope, families in SCOPES.items()}
-    compute = float(sum(v for r in rows.values() for k, v in r["seconds"].items() if not k.endswith("_wall")))
-    train_s = 0.0
+    compute = float(sum(v for r in rows.values() for k, v in r.get("seconds", {}).items() if not k.endswith("_wall")))
+    train_s = sum(e.train_s for e in earlier)
     for member in profile.members:
         done = zoo.folder(member) / "trained.json"
         if done.exists():
@@ -248,8 +335,9 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
     result = {"members": rows, "answers": answers, "answers_by_scope": by_scope, "molecules": [m.id for m in molecules],
               "n_scans": len(scans), "n_paired_scans": len(paired_scans),
               "compute": {"train_s": train_s, "bsct_and_md_s": compute, "total_s": compute + train_s},
-              "profile": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(profile).items()
-                          if k != "members"}}
+              "profile": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(profile).items()
+                             if k not in ("members", "include")},
+                          "temperatures": list(temperatures), "include": [str(e.path) for e in earlier]}}
     atomic_write_json(out / "zoo.json", json_safe(result))
     from pesprobe.zoo.report import write_report
 
