@@ -147,3 +147,26 @@ def test_pesprobe_model_as_a_torchsim_model() -> None:
                          timestep=0.0005)
     assert final.positions.shape == (12, 3) and torch.isfinite(final.positions).all()
     assert not torch.equal(final.positions, ts.io.atoms_to_state(systems, torch.device("cpu"), torch.float64).positions)
+
+
+def test_pesprobe_torchsim_model_warns_once_for_unseen_elements() -> None:
+    import warnings
+
+    from ase.build import molecule
+
+    from pesprobe.models.torchsim import PesprobeTorchSimModel
+    from pesprobe.potentials.elements import UnseenElementWarning
+
+    model = PesprobeTorchSimModel("default", dtype=torch.float64)
+    assert 17 not in model.training_elements and 6 in model.training_elements
+
+    def said(atoms) -> list[str]:
+        with warnings.catch_warnings(record=True) as found:
+            warnings.simplefilter("always")
+            model(ts.io.atoms_to_state([atoms], torch.device("cpu"), torch.float64))
+        return [str(w.message) for w in found if issubclass(w.category, UnseenElementWarning)]
+
+    assert said(molecule("CH3CH2OH")) == []
+    first = said(molecule("CH3Cl"))
+    assert len(first) == 1 and "Cl" in first[0] and "pesprobe:default" in first[0]
+    assert said(molecule("CH3Cl")) == []  # the same set: said once

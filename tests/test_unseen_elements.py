@@ -106,6 +106,7 @@ def test_bsct_and_md_record_unseen_elements(tmp_path):
     systems = json.loads((tmp_path / "bsct" / "results.json").read_text())["systems"]
     assert systems["C-C/hc"]["unseen_elements"] == [] and systems["C-S/hs"]["unseen_elements"] == ["S"]
     assert "elements never seen in training: S in 1 scans (C-S/hs)" in (tmp_path / "bsct" / "summary.md").read_text()
+    assert "elements never seen in training: S in 1 scans (C-S/hs)" in (tmp_path / "bsct" / "report.html").read_text()
     assert BSCTResult.read(tmp_path / "bsct").unseen_elements == {"C-S/hs": ["S"]}
     assert "unseen_elements" in (tmp_path / "bsct" / "results.csv").read_text().splitlines()[0]
 

@@ -11,7 +11,9 @@ Needs torch-sim (``pip install pesprobe[torchsim]``)::
 
 Conventions are torch-sim's: a ``SimState`` holds all systems flat, cell vectors as columns, one
 ``pbc`` flag; energies eV, forces eV/Å, stress eV/Å³ (``(1/V) ∂E/∂ε``, the sign of ASE and of
-torch-sim's own models).
+torch-sim's own models). A state with elements the model never saw in training warns once per new
+set of them (:class:`~pesprobe.potentials.elements.UnseenElementWarning`), as every pesprobe
+entry point does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch_sim.state import SimState
 
 from pesprobe.models.potential import placed
 from pesprobe.models.transformer import PESTransformer
+from pesprobe.potentials.elements import UnseenElementCheck
 
 
 class PesprobeTorchSimModel(ModelInterface):
@@ -38,11 +41,15 @@ class PesprobeTorchSimModel(ModelInterface):
         The evaluation dtype (a converted copy of the network is made when it differs).
     compute_stress : bool
         Also return ``"stress"`` (conservative force head and periodic systems only; NaN otherwise).
+    name : str, optional
+        The model's name in warnings (default: the checkpoint or ``"pesprobe"``).
     """
 
     def __init__(self, model: PESTransformer | str | os.PathLike = "default", device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float64, compute_stress: bool = False) -> None:
+                 dtype: torch.dtype = torch.float64, compute_stress: bool = False, name: str | None = None) -> None:
         super().__init__()
+        self.name = name or (f"pesprobe:{model}" if not isinstance(model, PESTransformer) else "pesprobe")
+        self._unseen = UnseenElementCheck()
         if not isinstance(model, PESTransformer):
             from pesprobe.models.potential import load_potential
 
@@ -67,6 +74,11 @@ class PesprobeTorchSimModel(ModelInterface):
         self._compute_stress = bool(value)
 
     @property
+    def training_elements(self) -> frozenset[int] | None:
+        """Atomic numbers the model was trained on (None: unknown); see :attr:`PESTransformer.training_elements`."""
+        return self.model.training_elements
+
+    @property
     def compute_forces(self) -> bool:
         """Always True: the model computes forces."""
         return self._compute_forces
@@ -80,6 +92,8 @@ class PesprobeTorchSimModel(ModelInterface):
         """``{"energy": (n_systems,), "forces": (n_atoms, 3)[, "stress": (n_systems, 3, 3)]}`` of ``state``."""
         if isinstance(state, dict):
             state = SimState(**state, masses=torch.ones_like(state["positions"][:, 0]))
+        if self.training_elements is not None:
+            self._unseen(self.name, self.training_elements, torch.unique(state.atomic_numbers).tolist())
         n_systems = state.n_systems
         periodic = bool(state.pbc)
         cell = state.cell.transpose(1, 2).to(self._dtype) if periodic else None  # columns -> rows

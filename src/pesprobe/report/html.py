@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pesprobe.report import figure_scans, plot_name
 from pesprobe.report.tables import (VERDICT_NOTES, discontinuity_rows, fmt, kind_rows, published_rows, summary_rows,
-                                    verdict_rows)
+                                    unseen_elements_note, verdict_rows)
 from pesprobe.report.yardsticks import next_steps, yardstick_rows, yardsticks
 
 STYLE = """
@@ -55,6 +55,8 @@ def render_html(result, plots_dir: Path) -> str:
                   "reference-free figures are reported for them.</p>") if s["n_unlabelled_scans"] else ""
     verdict = (_table(*verdict_rows(s)) + "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in VERDICT_NOTES)
                + "</ul>" + (_table(*found) if found[1] else "<p>No discontinuity found.</p>") + unlabelled)
+    note = unseen_elements_note(result.unseen_elements)
+    unseen = f'<p class="bad">{html.escape(note)}</p>' if note else ""
     failures = result.failures
     fail_rows = [[f.get("path") or f.get("scan"), str(f.get("frame", "")), f["error"]] for f in failures[:200]]
     return f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>BSCT report: {html.escape(result.potential)}</title>
@@ -63,6 +65,7 @@ def render_html(result, plots_dir: Path) -> str:
 <p class="note">Data: <code>{html.escape(result.source)}</code> — {s['n_scans']} scans, {s['n_frames']} frames,
 <span class="{'bad' if s['n_failed_frames'] else ''}">{s['n_failed_frames']} failed frames</span>,
 {s['n_flagged_scans']} flagged scans, {len(result.problems)} data problems. Wall time {result.wall_seconds:.1f} s.</p>
+{unseen}
 <p class="note">FSD (force smoothness deviation) is the largest change, per Å of bond length, of the log ratio between the
 model's and the reference's squared force deviation from the equilibrium frame. Lower is smoother; spikes reveal kinks
 and discontinuities in the potential energy surface.</p>
