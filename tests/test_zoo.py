@@ -123,7 +123,7 @@ def test_tiny_zoo_runs_resumes_and_answers(tmp_path, one_torch_thread):
 
 
 def test_an_earlier_run_on_other_molecules_or_with_missing_fields_is_refused(tmp_path):
-    from pesprobe.zoo.runner import load_earlier
+    from pesprobe.zoo.earlier import load_earlier
 
     molecules = ["C-C/a_0-1", "C-S/b_0-1"]
     row = {"family": "artifact", "reason": "r", "bsct": {"full_smoothness": None}, "seconds": {},
@@ -177,7 +177,6 @@ def test_reading_names_the_best_figure_and_survives_a_json_round_trip():
 
 def test_an_md_error_of_one_member_is_recorded_and_the_zoo_goes_on(tmp_path, monkeypatch):
     import pesprobe.md as md_package
-
     from pesprobe.zoo.members import Member
 
     real = md_package.run_stability

@@ -9,7 +9,7 @@ import numpy as np
 
 from pesprobe.data.atomic import atomic_write
 from pesprobe.report.tables import fmt, markdown_table
-from pesprobe.zoo.runner import BASELINE, FIGURES, SCOPES
+from pesprobe.zoo.runner import BASELINE, FIGURES
 
 LABELS = {"full_smoothness": "FSD full (1/Å)", "compress_smoothness": "FSD compress (1/Å)",
           "stretch_smoothness": "FSD stretch (1/Å)", "full_smoothness_skill": "skill full",

@@ -23,6 +23,7 @@ import numpy as np
 from pesprobe.data.atomic import atomic_write_json, json_safe
 from pesprobe.data.scan import ScanSet
 from pesprobe.md.systems import Molecule
+from pesprobe.zoo.earlier import load_earlier
 from pesprobe.zoo.members import MODEL, TRAIN, Member
 
 #: Potential-level BSCT figures correlated with MD failure, and how each is aggregated over scans.
@@ -65,7 +66,7 @@ class ZooProfile:
         Changes to :data:`~pesprobe.zoo.members.TRAIN` (e.g. a tiny batch for tests).
     include : tuple of Path
         ``zoo.json`` files of earlier runs: their members that this run does not run are taken as
-        they are (:func:`load_earlier`), and their temperatures join the answers.
+        they are (:func:`~pesprobe.zoo.earlier.load_earlier`), and their temperatures join the answers.
     """
 
     scans: Path
@@ -110,77 +111,6 @@ def pick_molecules(scans: ScanSet, n: int, min_p: int, min_s: int) -> tuple[list
     chosen.sort(key=lambda m: m.id)
     wanted = {s for m in chosen for s in m.scans}
     return chosen, ScanSet([s for s in scans if s.id in wanted], source=scans.source)
-
-
-@dataclass
-class Earlier:
-    """The members of an earlier zoo run, as its ``zoo.json`` holds them.
-
-    Attributes
-    ----------
-    path : Path
-    rows : dict
-        Member name -> its row (family, reason, BSCT figures, MD per temperature, seconds), each with
-        ``included_from`` set to ``path``.
-    train_s : float
-        That run's training time, s.
-    """
-
-    path: Path
-    rows: dict[str, dict[str, Any]]
-    train_s: float
-
-
-def load_earlier(path: str | Path, molecules: list[str], n_scans: int, length_ps: float) -> Earlier:
-    """Read an earlier run's ``zoo.json`` and check that it ran the same protocol.
-
-    Parameters
-    ----------
-    path : str or Path
-    molecules : list of str
-        This run's MD molecule ids (:func:`pick_molecules`), in order.
-    n_scans : int
-        Scans this run scores with BSCT.
-    length_ps : float
-        This run's MD length per trajectory, ps.
-
-    Raises
-    ------
-    FileNotFoundError
-        If ``path`` does not exist.
-    ValueError
-        If it is not a zoo result, or its molecules, scan count or MD length differ (naming the
-        field), or a member's row lacks a field.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such zoo.json")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a zoo.json ({exc})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("members"), dict):
-        raise ValueError(f"{path}: not a zoo.json (no 'members' table)")
-    profile = data.get("profile") or {}
-    for field_name, theirs, ours in (("molecules", data.get("molecules"), molecules),
-                                     ("n_scans", data.get("n_scans"), n_scans),
-                                     ("profile.length_ps", profile.get("length_ps"), length_ps)):
-        if theirs != ours:
-            raise ValueError(f"{path}: field {field_name!r} is {theirs!r}, this run's is {ours!r}; only a run on "
-                             "the same scans, molecules and MD length can be included")
-    rows = {}
-    for name, row in data["members"].items():
-        need = ("family", "reason") if "skipped" in row else ("family", "reason", "bsct", "md", "seconds")
-        missing = [k for k in need if k not in row]
-        if missing:
-            raise ValueError(f"{path}: member {name!r} lacks field(s) {', '.join(missing)}")
-        for key, md in row["md"].items() if "md" in row else ():
-            if set(md.get("per_molecule", {})) != set(molecules):
-                raise ValueError(f"{path}: member {name!r} at {key} K has MD for other molecules than this run's")
-        if "bsct" in row:  # NaN is stored as null
-            row = {**row, "bsct": {k: (math.nan if v is None else v) for k, v in row["bsct"].items()}}
-        rows[name] = {**row, "included_from": str(path)}
-    return Earlier(path, rows, float((data.get("compute") or {}).get("train_s", 0.0)))
 
 
 class _Zoo:
