@@ -112,14 +112,16 @@ def test_tiny_zoo_runs_resumes_and_answers(tmp_path, one_torch_thread):
     extra = Member("zero-extra", "artifact", "zero forces, added later", artifact={"kind": "zero"})
     later = replace(profile, train=None, members=[extra], include=(tmp_path / "zoo" / "zoo.json",))
     merged = run_zoo(later, tmp_path / "later", progress=False, log=lambda _: None, n_bootstrap=50,
-                     n_permutations=50)
+                     n_permutations=50, command="pesprobe zoo --only zero-extra --include zoo/zoo.json")
     assert list(merged["members"]) == [m.name for m in members] + ["zero-extra"]
     assert merged["members"]["tiny-knn"]["included_from"] == str(tmp_path / "zoo" / "zoo.json")
     assert "included_from" not in merged["members"]["zero-extra"]
     assert merged["answers"]["300"]["full_smoothness"]["n_units"] == len(members) + 1
     assert merged["compute"]["train_s"] == result["compute"]["train_s"]
     assert not (tmp_path / "later" / "members" / "tiny-knn").exists()  # nothing of the first run redone
-    assert "Taken unchanged from the earlier run" in (tmp_path / "later" / "evidence.md").read_text()
+    text = (tmp_path / "later" / "evidence.md").read_text()
+    assert "Taken unchanged from the earlier run" in text
+    assert "Command: `pesprobe zoo --only zero-extra --include zoo/zoo.json`" in text
 
 
 def test_an_earlier_run_on_other_molecules_or_with_missing_fields_is_refused(tmp_path):

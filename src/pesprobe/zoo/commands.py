@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -45,7 +47,8 @@ def zoo(
                          temperatures=tuple(float(t) for t in temperatures.split(",")), length_ps=length_ps,
                          seeds=tuple(range(seeds)), n_molecules=molecules, include=tuple(include or ()))
     try:
-        result = run_zoo(profile, out)
+        result = run_zoo(profile, out, command=shlex.join(["pesprobe", "zoo", *sys.argv[2:]])
+                         if len(sys.argv) > 1 and sys.argv[1] == "zoo" else "pesprobe zoo")
     except (ValueError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

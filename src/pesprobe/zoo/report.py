@@ -123,8 +123,9 @@ def plot_scatter(result: dict, temperature: str, path: Path) -> Path:
     return path
 
 
-def evidence_markdown(result: dict, command: str = "pesprobe zoo") -> str:
-    """The body of ``docs/evidence.md`` for one zoo run."""
+def evidence_markdown(result: dict) -> str:
+    """The body of ``docs/evidence.md`` for one zoo run (``result["command"]``: the command line that made it)."""
+    command = result.get("command") or "pesprobe zoo"
     p = result["profile"]
     c = result["compute"]
     parts = ["# The evidence: does BSCT predict MD stability, and better than force error does?",

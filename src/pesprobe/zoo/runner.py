@@ -184,8 +184,12 @@ def _aggregate(result, how: str, name: str) -> float:
 
 
 def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
-            log: Callable[[str], None] = print, n_bootstrap: int = 2000, n_permutations: int = 5000) -> dict:
+            log: Callable[[str], None] = print, n_bootstrap: int = 2000, n_permutations: int = 5000,
+            command: str = "") -> dict:
     """Run (or resume) the zoo and write ``zoo.json``, ``evidence.md`` and ``plots/``.
+
+    ``command``: the command line that asked for this run, recorded in ``zoo.json`` and quoted in
+    ``evidence.md``.
 
     Returns
     -------
@@ -262,7 +266,7 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
         done = zoo.folder(member) / "trained.json"
         if done.exists():
             train_s += float(json.loads(done.read_text()).get("seconds", 0.0))
-    result = {"members": rows, "answers": answers, "answers_by_scope": by_scope, "molecules": [m.id for m in molecules],
+    result = {"command": command, "members": rows, "answers": answers, "answers_by_scope": by_scope, "molecules": [m.id for m in molecules],
               "n_scans": len(scans), "n_paired_scans": len(paired_scans),
               "compute": {"train_s": train_s, "bsct_and_md_s": compute, "total_s": compute + train_s},
               "profile": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(profile).items()
