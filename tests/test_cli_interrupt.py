@@ -60,7 +60,7 @@ CASES = [
     (["md", "--calc", "lj", "--no-resume"], "pesprobe.md.study.run_stability",
      "interrupted: rerun with --resume to resume"),
     (["correlate", "lj", "morse"], "pesprobe.md.correlate.correlate", RESUME_LINE),
-    (["leaderboard", "--potentials", "lj"], "pesprobe.study.leaderboard.run_leaderboard", RESUME_LINE),
+    (["leaderboard", "--potentials", "lj"], "pesprobe.leaderboard.runner.run_leaderboard", RESUME_LINE),
     (["study", "--quick"], "pesprobe.study.runner.run_study", RESUME_LINE),
     (["scan", "build", "--smiles", "CC"], "pesprobe.scan.build.build_scans", RESUME_LINE),
     (["data", "sample", "--smiles", "CC"], "pesprobe.data.sample.sample_dataset", RESUME_LINE),

@@ -200,7 +200,7 @@ def test_a_dying_worker_fails_only_its_task_which_is_retried_once(cluster, tmp_p
 
 @needs_dask
 def test_cluster_leaderboard_matches_local(cluster, tmp_path) -> None:
-    from pesprobe.study.leaderboard import run_leaderboard
+    from pesprobe.leaderboard.runner import run_leaderboard
 
     scans = load_scans(embedded_scans_path())
     local = run_leaderboard(scans, tmp_path / "local", names=["morse"], max_scans=2, progress=False, log=print)

@@ -9,7 +9,11 @@ import pytest
 from calcs import BatchedMorse
 from conftest import make_scan
 
-from pesprobe.calibration.artifacts import ArtifactPotential, ScaledForces, ZeroPotential
+from pesprobe.calibration.artifacts import (
+    ArtifactPotential,
+    ScaledForces,
+    ZeroPotential,
+)
 from pesprobe.data import Scan, ScanSet
 from pesprobe.evaluate.runner import evaluate
 from pesprobe.metrics import discontinuity as D
@@ -191,16 +195,15 @@ def test_refined_frames_of_a_scan_go_to_a_batched_potential_in_one_call():
             calls.append(len(positions))
             return super().predict(numbers, positions, cell, pbc)
 
-    potential = Recording(BatchedMorse(), "step", 0.02, float(d[20] + 0.001), (0, 1))
-    potential2 = Recording(BatchedMorse(), "kink", 0.3, float(d[70] + 0.001), (0, 1))
-    both = ArtifactPotential(potential2, "step", 0.02, float(d[20] + 0.001), (0, 1))
+    kinked = Recording(BatchedMorse(), "kink", 0.3, float(d[70] + 0.001), (0, 1))
+    both = ArtifactPotential(kinked, "step", 0.02, float(d[20] + 0.001), (0, 1))
     m = _run(both, scan)
     assert m.values["n_discontinuities"] == 2
     assert calls == [scan.n_frames, 2 * D.REFINE_POINTS]  # the scan, then every refined frame at once
 
 
 def test_leaderboard_entry_carries_the_verdict():
-    from pesprobe.study.leaderboard import Candidate, entry_from_result
+    from pesprobe.leaderboard.runner import Candidate, entry_from_result
 
     scans = ScanSet([make_scan(scan_id=f"C-C/{i}", seed=i) for i in range(3)], source="test")
     result = evaluate(ZeroPotential(), scans, progress=False)

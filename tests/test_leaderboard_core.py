@@ -6,14 +6,24 @@ import json
 import math
 
 import pytest
-
 from conftest import make_scan
+
 from pesprobe.data import ScanSet
 from pesprobe.evaluate import BSCTResult
+from pesprobe.leaderboard.report import csv_text, html_page, markdown
+from pesprobe.leaderboard.runner import (
+    CANDIDATES,
+    Candidate,
+    Entry,
+    Leaderboard,
+    Skipped,
+    candidates,
+    entry_from_result,
+    rank,
+    slug,
+    subset,
+)
 from pesprobe.metrics import DIAGNOSTICS, PUBLISHED, ScanMetrics
-from pesprobe.study.leaderboard import (CANDIDATES, Candidate, Entry, Leaderboard, Skipped, candidates,
-                                        entry_from_result, rank, slug, subset)
-from pesprobe.study.leaderboard_report import csv_text, html_page, markdown
 
 
 def _entry(name, full, median=1.0, forces=0.1):

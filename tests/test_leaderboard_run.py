@@ -9,9 +9,9 @@ from typer.testing import CliRunner
 from pesprobe.bsct import BSCTResult, evaluate, load_scans
 from pesprobe.cli import app
 from pesprobe.data import Scan, ScanSet
+from pesprobe.leaderboard.runner import run_leaderboard
 from pesprobe.potentials.ase_adapter import AseCalculatorPotential
 from pesprobe.potentials.threads import limit_threads
-from pesprobe.study.leaderboard import run_leaderboard
 
 EXTRAS = {"7net-0": ("sevenn", "pesprobe[sevenn]"), "chgnet": ("chgnet", "pesprobe[chgnet]"),
           "gfn-ff": ("xtb", "pesprobe[xtb]")}

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "pesprobe.md.commands",
     "pesprobe.train.commands",
     "pesprobe.study.commands",
+    "pesprobe.leaderboard.commands",
     "pesprobe.zoo.commands",
 )
 

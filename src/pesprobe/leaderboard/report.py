@@ -1,4 +1,4 @@
-"""Render a :class:`~pesprobe.study.leaderboard.Leaderboard` as Markdown, HTML and CSV."""
+"""Render a :class:`~pesprobe.leaderboard.runner.Leaderboard` as Markdown, HTML and CSV."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def html_page(board) -> str:
 
 def csv_text(board) -> str:
     """``leaderboard.csv``: one row per ranked entry, every :class:`Entry` field (empty cell for NaN)."""
-    from pesprobe.study.leaderboard import Entry
+    from pesprobe.leaderboard.runner import Entry
 
     columns = [f.name for f in fields(Entry)]
     buf = io.StringIO()

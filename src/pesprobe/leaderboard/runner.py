@@ -241,7 +241,7 @@ class Leaderboard:
     def write(self, out: str | Path) -> list[Path]:
         """Write ``leaderboard.{md,html,json,csv}`` into ``out`` atomically; returns the paths."""
         from pesprobe.data.atomic import atomic_write, atomic_write_json
-        from pesprobe.study import leaderboard_report as report
+        from pesprobe.leaderboard import report
 
         out = Path(out)
         paths = [out / f"leaderboard.{ext}" for ext in ("md", "html", "json", "csv")]
