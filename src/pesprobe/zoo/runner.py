@@ -256,9 +256,9 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
             row["seconds"][f"md_{key}K"] = md.wall_seconds
     temperatures = tuple(sorted({float(t) for t in profile.temperatures}
                                 | {float(k) for r in rows.values() for k in r.get("md", {})}))
-    answers = _answers(rows, molecules, temperatures, n_bootstrap, n_permutations)
+    answers = _answers(rows, molecules, temperatures, n_bootstrap, n_permutations, progress, "all")
     by_scope = {scope: _answers({n: r for n, r in rows.items() if r["family"] in families}, molecules,
-                                temperatures, n_bootstrap, n_permutations)
+                                temperatures, n_bootstrap, n_permutations, progress, scope)
                 for scope, families in SCOPES.items()}
     compute = float(sum(v for r in rows.values() for k, v in r.get("seconds", {}).items() if not k.endswith("_wall")))
     train_s = sum(e.train_s for e in earlier)
@@ -280,9 +280,11 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
 
 
 def _answers(rows: dict[str, dict], molecules: list[Molecule], temperatures, n_bootstrap: int,
-             n_permutations: int) -> dict[str, dict[str, dict]]:
+             n_permutations: int, progress: bool = False, label: str = "all") -> dict[str, dict[str, dict]]:
     """Per temperature and figure: Spearman ρ across potentials, cluster CI and permutation p, partial ρ
     given force MAE, Holm-adjusted p over the figures."""
+    from tqdm.auto import tqdm
+
     from pesprobe.md.clustered import PrimaryQuestion, answer
     from pesprobe.md.stats import holm
 
@@ -299,7 +301,7 @@ def _answers(rows: dict[str, dict], molecules: list[Molecule], temperatures, n_b
         if len({p["potential"] for p in pairs}) < 3:
             continue
         answers = {}
-        for figure in FIGURES:
+        for figure in tqdm(FIGURES, desc=f"statistics ({label}, {key} K)", unit="figure", disable=not progress):
             question = PrimaryQuestion(predictor=figure, outcome=OUTCOME, unit="potential", control=BASELINE)
             a = answer(pairs, question, n_bootstrap, n_permutations).as_dict()
             if figure == BASELINE:  # conditioning on itself says nothing
