@@ -19,6 +19,7 @@ entry point does.
 from __future__ import annotations
 
 import os
+import weakref
 
 import torch
 from torch_sim.models.interface import ModelInterface
@@ -50,6 +51,7 @@ class PesprobeTorchSimModel(ModelInterface):
         super().__init__()
         self.name = name or (f"pesprobe:{model}" if not isinstance(model, PESTransformer) else "pesprobe")
         self._unseen = UnseenElementCheck()
+        self._checked: weakref.ref | None = None  # the atomic_numbers tensor last checked (MD reuses it every step)
         if not isinstance(model, PESTransformer):
             from pesprobe.models.potential import load_potential
 
@@ -92,8 +94,10 @@ class PesprobeTorchSimModel(ModelInterface):
         """``{"energy": (n_systems,), "forces": (n_atoms, 3)[, "stress": (n_systems, 3, 3)]}`` of ``state``."""
         if isinstance(state, dict):
             state = SimState(**state, masses=torch.ones_like(state["positions"][:, 0]))
-        if self.training_elements is not None:
-            self._unseen(self.name, self.training_elements, torch.unique(state.atomic_numbers).tolist())
+        numbers = state.atomic_numbers
+        if self.training_elements is not None and (self._checked is None or self._checked() is not numbers):
+            self._unseen(self.name, self.training_elements, torch.unique(numbers).tolist())
+            self._checked = weakref.ref(numbers)
         n_systems = state.n_systems
         periodic = bool(state.pbc)
         cell = state.cell.transpose(1, 2).to(self._dtype) if periodic else None  # columns -> rows

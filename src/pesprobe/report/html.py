@@ -7,16 +7,8 @@ import html
 from pathlib import Path
 
 from pesprobe.report import figure_scans, plot_name
-from pesprobe.report.tables import (
-    VERDICT_NOTES,
-    discontinuity_rows,
-    fmt,
-    kind_rows,
-    published_rows,
-    summary_rows,
-    unseen_elements_note,
-    verdict_rows,
-)
+from pesprobe.report.tables import (VERDICT_NOTES, discontinuity_rows, fmt, kind_rows, published_rows, summary_rows,
+                                    unseen_elements_note, verdict_rows)
 from pesprobe.report.yardsticks import next_steps, yardstick_rows, yardsticks
 
 STYLE = """

@@ -76,7 +76,7 @@ def load_earlier(path: str | Path, molecules: list[str], n_scans: int, length_ps
         missing = [k for k in need if k not in row]
         if missing:
             raise ValueError(f"{path}: member {name!r} lacks field(s) {', '.join(missing)}")
-        for key, md in row["md"].items() if "md" in row else ():
+        for key, md in row.get("md", {}).items():
             if set(md.get("per_molecule", {})) != set(molecules):
                 raise ValueError(f"{path}: member {name!r} at {key} K has MD for other molecules than this run's")
         if "bsct" in row:  # NaN is stored as null

@@ -136,9 +136,8 @@ def evidence_markdown(result: dict) -> str:
              + ", ".join(f"`{m}`" for m in result["molecules"]) + ". Outcome: the fraction of failed trajectories "
              "(bond broken or formed, clash, temperature blow-up, energy not conserved, non-finite values, "
              "docs/md_monitor.md). Unit of the statistics: the potential; CIs resample potentials and molecules; "
-             "permutation p shuffles whole potentials; Holm adjusts over the figures of one temperature.",
-             ]
-    included = {}
+             "permutation p shuffles whole potentials; Holm adjusts over the figures of one temperature."]
+    included: dict[str, list[str]] = {}
     for name, row in result["members"].items():
         if "included_from" in row:
             included.setdefault(row["included_from"], []).append(name)

@@ -266,8 +266,8 @@ def run_zoo(profile: ZooProfile, out: str | Path, progress: bool = True,
         done = zoo.folder(member) / "trained.json"
         if done.exists():
             train_s += float(json.loads(done.read_text()).get("seconds", 0.0))
-    result = {"command": command, "members": rows, "answers": answers, "answers_by_scope": by_scope, "molecules": [m.id for m in molecules],
-              "n_scans": len(scans), "n_paired_scans": len(paired_scans),
+    result = {"command": command, "members": rows, "answers": answers, "answers_by_scope": by_scope,
+              "molecules": [m.id for m in molecules], "n_scans": len(scans), "n_paired_scans": len(paired_scans),
               "compute": {"train_s": train_s, "bsct_and_md_s": compute, "total_s": compute + train_s},
               "profile": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(profile).items()
                              if k not in ("members", "include")},
